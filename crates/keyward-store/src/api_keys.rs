@@ -1,0 +1,384 @@
+//! API keys and their secrets.
+//!
+//! A key (`api_keys`) holds the settings people see; its secrets (`api_key_secrets`)
+//! hold only hashes. A roll adds a secret and gives the old ones an expiry (the grace
+//! period) or deletes them; a revocation stamps the key, and keeps the secrets so a
+//! later attempt can be recognised (and audited) as the use of a revoked key.
+
+use chrono::{DateTime, Duration, Utc};
+use keyward_core::legacy::ImportedHash;
+use keyward_core::ids::{KeyId, OrgId};
+use keyward_core::permission::PermissionSet;
+use keyward_core::secret::{DisplayPrefix, SecretHash};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::audit::insert_event;
+use crate::time::{from_ms, opt_from_ms, opt_to_ms, to_ms};
+use crate::{
+    Actor, ApiKey, AuditEvent, Change, KeyGrant, NewApiKey, Principal, PrincipalKind, Result, Store, StoreError,
+};
+
+const KEY_COLUMNS: &str = "k.id, k.org_id, k.principal_kind, k.principal_id, k.name, k.prefix, k.permissions, \
+                           k.created_at, k.updated_at, k.last_used_at, k.expires_at, k.revoked_at";
+
+/// Which keys an operation may touch: one organization's, and optionally only one
+/// principal's. `None` (admin commands) touches any key.
+#[derive(Clone, Debug)]
+pub struct KeyScope {
+    pub org_id: OrgId,
+    pub principal_id: Option<String>,
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}"))
+}
+
+fn permissions_to_text(p: &Option<PermissionSet>) -> Option<String> {
+    p.as_ref().map(|set| serde_json::to_string(&set.to_strings()).expect("strings serialise"))
+}
+
+fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
+    let id: String = row.try_get("id")?;
+    let org: String = row.try_get("org_id")?;
+    let kind: String = row.try_get("principal_kind")?;
+    let perms: Option<String> = row.try_get("permissions")?;
+    let permissions = match perms {
+        None => None,
+        Some(text) => {
+            let list: Vec<String> = serde_json::from_str(&text).map_err(|_| corrupt("permissions", &text))?;
+            Some(PermissionSet::parse(&list).map_err(|e| StoreError::Corrupt(e.0))?)
+        }
+    };
+    Ok(ApiKey {
+        id: KeyId::parse(&id).ok_or_else(|| corrupt("key id", &id))?,
+        org_id: OrgId::parse(&org).ok_or_else(|| corrupt("org id", &org))?,
+        principal: Principal { kind: PrincipalKind::parse(&kind)?, id: row.try_get("principal_id")? },
+        name: row.try_get("name")?,
+        prefix: DisplayPrefix::from_stored(row.try_get("prefix")?),
+        permissions,
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+        last_used_at: opt_from_ms(row.try_get("last_used_at")?),
+        expires_at: opt_from_ms(row.try_get("expires_at")?),
+        revoked_at: opt_from_ms(row.try_get("revoked_at")?),
+    })
+}
+
+fn grant_from_row(row: &AnyRow) -> Result<KeyGrant> {
+    let slug: String = row.try_get("org_slug")?;
+    let plan: String = row.try_get("org_plan")?;
+    let email: Option<String> = row.try_get("email")?;
+    let stored: String = row.try_get("secret_hash")?;
+    Ok(KeyGrant {
+        key: key_from_row(row)?,
+        secret_hash: SecretHash::from_hex(&stored).ok_or_else(|| corrupt("secret hash", "…"))?,
+        secret_expires_at: opt_from_ms(row.try_get("secret_expires_at")?),
+        org_slug: keyward_core::domain::Slug::parse(&slug).map_err(|e| StoreError::Corrupt(e.0))?,
+        org_plan: plan.parse().map_err(|e: keyward_core::domain::Invalid| StoreError::Corrupt(e.0))?,
+        role: row.try_get("role")?,
+        principal_label: email.unwrap_or_default(),
+    })
+}
+
+/// The grant query: a key by one of its secrets, with what authentication needs.
+const GRANT_SELECT: &str = "SELECT k.id, k.org_id, k.principal_kind, k.principal_id, k.name, k.prefix, k.permissions, \
+       k.created_at, k.updated_at, k.last_used_at, k.expires_at, k.revoked_at, \
+       s.hash AS secret_hash, s.expires_at AS secret_expires_at, o.slug AS org_slug, o.plan AS org_plan, m.role AS role, u.email AS email \
+     FROM api_key_secrets s \
+     JOIN api_keys k ON k.id = s.key_id \
+     JOIN orgs o ON o.id = k.org_id \
+     LEFT JOIN memberships m ON m.org_id = k.org_id AND m.principal_id = k.principal_id \
+     LEFT JOIN users u ON u.id = k.principal_id";
+
+async fn insert_key(tx: &mut Transaction<'_, Any>, key: &ApiKey) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, org_id, principal_kind, principal_id, name, prefix, permissions, created_at, updated_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(key.id.as_str())
+    .bind(key.org_id.as_str())
+    .bind(key.principal.kind.as_str())
+    .bind(&key.principal.id)
+    .bind(&key.name)
+    .bind(key.prefix.as_str())
+    .bind(permissions_to_text(&key.permissions))
+    .bind(to_ms(key.created_at))
+    .bind(to_ms(key.updated_at))
+    .bind(opt_to_ms(key.expires_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_secret(tx: &mut Transaction<'_, Any>, key: &KeyId, hash: &str, kind: &str) -> Result<()> {
+    sqlx::query("INSERT INTO api_key_secrets (hash, hash_kind, key_id, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(hash)
+        .bind(kind)
+        .bind(key.as_str())
+        .bind(to_ms(crate::time::now()))
+        .execute(&mut **tx)
+        .await
+        .map_err(crate::conflict_as("a key with this secret"))?;
+    Ok(())
+}
+
+impl ApiKey {
+    fn from_new(new: &NewApiKey) -> Self {
+        let now = crate::time::now();
+        ApiKey {
+            id: KeyId::generate(),
+            org_id: new.org_id.clone(),
+            principal: new.principal.clone(),
+            name: new.name.clone(),
+            prefix: new.prefix.clone(),
+            permissions: new.permissions.clone(),
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+            expires_at: new.expires_at.map(crate::time::truncate),
+            revoked_at: None,
+        }
+    }
+
+    fn audit_detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "prefix": self.prefix.as_str(),
+            "permissions": self.permissions.as_ref().map(PermissionSet::to_strings),
+            "expires_at": self.expires_at,
+        })
+    }
+}
+
+impl Store {
+    /// Stores a new key with the hash of its one secret.
+    pub async fn create_api_key(&self, new: &NewApiKey, hash: &SecretHash, actor: &Actor) -> Result<ApiKey> {
+        let mut made = self.create_api_keys(&[(new.clone(), *hash)], actor).await?;
+        Ok(made.pop().expect("one in, one out"))
+    }
+
+    /// Stores many new keys in one transaction (bulk provisioning; the benchmarks
+    /// seed a million keys this way). Each gets its audit event.
+    pub async fn create_api_keys(&self, batch: &[(NewApiKey, SecretHash)], actor: &Actor) -> Result<Vec<ApiKey>> {
+        let rows: Vec<_> = batch.iter().map(|(new, hash)| (new, hash.to_hex(), "sha256")).collect();
+        self.insert_api_keys(&rows, "api_key.created", actor).await
+    }
+
+    /// Stores a key imported from a previous system, keeping its hash format.
+    pub async fn import_api_key(&self, new: &NewApiKey, imported: &ImportedHash, actor: &Actor) -> Result<ApiKey> {
+        let (hash, kind) = match imported {
+            ImportedHash::Sha256(h) => (h.to_hex(), "sha256"),
+            ImportedHash::Bcrypt(b) => (b.as_str().to_owned(), "bcrypt"),
+        };
+        let mut made = self.insert_api_keys(&[(new, hash, kind)], "api_key.imported", actor).await?;
+        Ok(made.pop().expect("one in, one out"))
+    }
+
+    /// Inserts keys with one secret each: `(key, stored hash, hash kind)`.
+    async fn insert_api_keys(&self, rows: &[(&NewApiKey, String, &str)], action: &str, actor: &Actor) -> Result<Vec<ApiKey>> {
+        let mut tx = self.pool.begin().await?;
+        let mut made = Vec::with_capacity(rows.len());
+        for (new, hash, hash_kind) in rows {
+            let key = ApiKey::from_new(new);
+            insert_key(&mut tx, &key).await?;
+            insert_secret(&mut tx, &key.id, hash, hash_kind).await?;
+            let event = AuditEvent::new(Some(&key.org_id), actor, action).target("api_key", &key.id).detail(key.audit_detail());
+            insert_event(&mut tx, &event).await?;
+            made.push(key);
+        }
+        self.record_change(&mut tx, &Change::KeyCreated).await?;
+        tx.commit().await?;
+        Ok(made)
+    }
+
+    /// Keys of an organization (optionally of one principal), newest first.
+    pub async fn list_api_keys(&self, scope: &KeyScope, include_revoked: bool) -> Result<Vec<ApiKey>> {
+        let mut sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.org_id = $1");
+        if scope.principal_id.is_some() {
+            sql.push_str(" AND k.principal_id = $2");
+        }
+        if !include_revoked {
+            sql.push_str(" AND k.revoked_at IS NULL");
+        }
+        sql.push_str(" ORDER BY k.created_at DESC, k.id DESC");
+        let mut q = sqlx::query(&sql).bind(scope.org_id.as_str());
+        if let Some(p) = &scope.principal_id {
+            q = q.bind(p.as_str());
+        }
+        q.fetch_all(&self.pool).await?.iter().map(key_from_row).collect()
+    }
+
+    /// One key within `scope` (revoked or not).
+    pub async fn api_key(&self, scope: Option<&KeyScope>, id: &KeyId) -> Result<ApiKey> {
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let key = key_from_row(&row)?;
+        match scope {
+            Some(s) if key.org_id != s.org_id || s.principal_id.as_ref().is_some_and(|p| *p != key.principal.id) => {
+                Err(StoreError::NotFound)
+            }
+            _ => Ok(key),
+        }
+    }
+
+    /// Revokes a live key within `scope`: final, and announced through the change log.
+    /// A key that is already revoked is `NotFound`, as it is absent from lists.
+    pub async fn revoke_api_key(&self, scope: Option<&KeyScope>, id: &KeyId, actor: &Actor) -> Result<ApiKey> {
+        let mut key = self.api_key(scope, id).await?;
+        if key.revoked_at.is_some() {
+            return Err(StoreError::NotFound);
+        }
+        let now = crate::time::now();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(to_ms(now))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.record_change(&mut tx, &Change::Key(id.clone())).await?;
+        let event = AuditEvent::new(Some(&key.org_id), actor, "api_key.revoked").target("api_key", id).detail(key.audit_detail());
+        insert_event(&mut tx, &event).await?;
+        tx.commit().await?;
+        key.revoked_at = Some(now);
+        key.updated_at = now;
+        Ok(key)
+    }
+
+    /// Gives a live key a new secret. The old secrets keep working for `grace` (none
+    /// when zero) and are then useless; the key's other settings do not change.
+    pub async fn roll_api_key(
+        &self,
+        scope: Option<&KeyScope>,
+        id: &KeyId,
+        new_hash: &SecretHash,
+        new_prefix: &DisplayPrefix,
+        grace: Duration,
+        actor: &Actor,
+    ) -> Result<ApiKey> {
+        let mut key = self.api_key(scope, id).await?;
+        if key.revoked_at.is_some() {
+            return Err(StoreError::NotFound);
+        }
+        let now = crate::time::now();
+        let mut tx = self.pool.begin().await?;
+        if grace > Duration::zero() {
+            let until = to_ms(now + grace);
+            sqlx::query(
+                "UPDATE api_key_secrets SET expires_at = $1 WHERE key_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
+            )
+            .bind(until)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_secret(&mut tx, id, &new_hash.to_hex(), "sha256").await?;
+        sqlx::query("UPDATE api_keys SET prefix = $1, updated_at = $2 WHERE id = $3")
+            .bind(new_prefix.as_str())
+            .bind(to_ms(now))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        self.record_change(&mut tx, &Change::Key(id.clone())).await?;
+        key.prefix = new_prefix.clone();
+        key.updated_at = now;
+        let event = AuditEvent::new(Some(&key.org_id), actor, "api_key.rolled")
+            .target("api_key", id)
+            .detail(serde_json::json!({ "prefix": new_prefix.as_str(), "grace_seconds": grace.num_seconds() }));
+        insert_event(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// The key one of whose fast-hashed secrets is `hash`, with what authentication needs.
+    pub async fn key_grant_by_hash(&self, hash: &SecretHash) -> Result<Option<KeyGrant>> {
+        let row = sqlx::query(&format!("{GRANT_SELECT} WHERE s.hash = $1 AND s.hash_kind = 'sha256'"))
+            .bind(hash.to_hex())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(grant_from_row).transpose()
+    }
+
+    /// Imported keys still held as bcrypt: `(bcrypt hash, key id)`. They are checked one
+    /// by one (there is no way to look a bcrypt hash up), which is why each is replaced
+    /// by the fast form on first use.
+    pub async fn bcrypt_key_secrets(&self) -> Result<Vec<(String, KeyId)>> {
+        let rows = sqlx::query("SELECT hash, key_id FROM api_key_secrets WHERE hash_kind = 'bcrypt'")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("key_id")?;
+                Ok((r.try_get("hash")?, KeyId::parse(&id).ok_or_else(|| corrupt("key id", &id))?))
+            })
+            .collect()
+    }
+
+    /// Replaces an imported bcrypt secret by its fast hash, after a successful check.
+    /// Returns whether this call did it (another request may have been first).
+    pub async fn upgrade_bcrypt_secret(&self, bcrypt: &str, hash: &SecretHash) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM api_key_secrets WHERE hash = $1 AND hash_kind = 'bcrypt' RETURNING key_id")
+            .bind(bcrypt)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = done else { return Ok(false) };
+        let key_id: String = row.try_get("key_id")?;
+        let key_id = KeyId::parse(&key_id).ok_or_else(|| corrupt("key id", &key_id))?;
+        insert_secret(&mut tx, &key_id, &hash.to_hex(), "sha256").await?;
+        // Other processes may have negative-cached the fast hash on their own attempt.
+        self.record_change(&mut tx, &Change::KeyCreated).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Last-used times and per-day request counts, in one transaction (the coalesced
+    /// batch written by the server's usage recorder).
+    pub async fn record_key_usage(&self, batch: &[KeyUsage]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for u in batch {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(to_ms(u.last_used_at))
+            .bind(u.key_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO key_usage (key_id, day, requests) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key_id, day) DO UPDATE SET requests = key_usage.requests + excluded.requests",
+            )
+            .bind(u.key_id.as_str())
+            .bind(u.day)
+            .bind(u.requests)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// One key's use since the last batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub key_id: KeyId,
+    pub last_used_at: DateTime<Utc>,
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    pub requests: i64,
+}
