@@ -1,0 +1,123 @@
+//! What a credential grants, and the authenticated caller.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use keyward_core::credential::Via;
+use keyward_core::domain::{Plan, Slug};
+use keyward_core::ids::{KeyId, OrgId};
+use keyward_core::permission::{Permission, PermissionSet, Roles};
+use keyward_core::secret::DisplayPrefix;
+use keyward_store::{KeyGrant, Principal};
+
+use crate::http::error::ApiError;
+
+/// Everything a key grants, computed once per cache fill and shared by every request
+/// that presents it. Role permissions come from configuration, which does not change
+/// while the process runs, so `effective` stays right until the key or the membership
+/// changes — and those changes invalidate the entry.
+#[derive(Debug)]
+pub struct Grant {
+    pub key_id: KeyId,
+    pub key_prefix: DisplayPrefix,
+    pub principal: Principal,
+    /// E-mail of a person, name of a service account.
+    pub principal_label: String,
+    pub org_id: OrgId,
+    pub org_slug: Slug,
+    pub org_plan: Plan,
+    /// The key's own list; `None` inherits everything the principal holds.
+    pub own_permissions: Option<PermissionSet>,
+    /// What the principal's role holds now.
+    pub role_permissions: PermissionSet,
+    /// own ∩ role: what the key may do.
+    pub effective: PermissionSet,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
+    pub member: bool,
+    /// The `/auth/check` and `/api/v1/me` answer for this grant, rendered on first use
+    /// and shared by every later request (the grant does not change while cached).
+    pub rendered: std::sync::OnceLock<crate::http::identity::Rendered>,
+}
+
+impl Grant {
+    pub fn from_key(found: KeyGrant, roles: &Roles) -> Self {
+        let role_permissions = found.role.as_deref().map(|r| roles.permissions_of(r)).unwrap_or_default();
+        let effective = match &found.key.permissions {
+            Some(own) => own.intersect(&role_permissions),
+            None => role_permissions.clone(),
+        };
+        Self {
+            expires_at: found.expires_at(),
+            key_id: found.key.id,
+            key_prefix: found.key.prefix,
+            principal: found.key.principal,
+            principal_label: found.principal_label,
+            org_id: found.key.org_id,
+            org_slug: found.org_slug,
+            org_plan: found.org_plan,
+            own_permissions: found.key.permissions,
+            role_permissions,
+            effective,
+            revoked: found.key.revoked_at.is_some(),
+            member: found.role.is_some(),
+            rendered: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+/// The authenticated caller of one request.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    grant: Arc<Grant>,
+    via: Via,
+}
+
+impl Identity {
+    pub fn new(grant: Arc<Grant>, via: Via) -> Self {
+        Self { grant, via }
+    }
+
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    pub fn via(&self) -> Via {
+        self.via
+    }
+
+    pub fn permissions(&self) -> &PermissionSet {
+        &self.grant.effective
+    }
+
+    /// `403 insufficient_scope` unless the credential grants `p`.
+    pub fn require(&self, p: &Permission) -> Result<(), ApiError> {
+        if self.grant.effective.allows(p) {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientScope(p.to_string()))
+        }
+    }
+
+    /// For managing API keys with an API key: the key must name `p` in its own list
+    /// (DESIGN.md: "unless it holds api_keys:write / api_keys:read explicitly"), so an
+    /// inherit-all or wildcard key pasted into a CI job cannot mint or revoke keys.
+    pub fn require_explicit(&self, p: &Permission) -> Result<(), ApiError> {
+        self.require(p)?;
+        match &self.grant.own_permissions {
+            Some(own) if own.names(p) => Ok(()),
+            _ => Err(ApiError::Forbidden(format!(
+                "managing API keys with an API key needs {p} in the key's own permission list"
+            ))),
+        }
+    }
+
+    /// The audit actor for this caller.
+    pub fn actor(&self) -> keyward_store::Actor {
+        keyward_store::Actor {
+            kind: self.grant.principal.kind.as_str().to_owned(),
+            id: Some(self.grant.principal.id.clone()),
+            credential: Some(format!("api_key:{}", self.grant.key_id)),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Imported keys still held as bcrypt.
+//!
+//! A bcrypt hash cannot be looked up, so a secret that is not in keyward's format and
+//! not found by its SHA-256 is checked against each remaining bcrypt hash, off the
+//! async runtime, at most two checks at a time (bcrypt is built to be slow, and a flood
+//! of wrong legacy-looking keys must not take every core). On a match the hash is
+//! replaced by the fast form, so each imported key pays this once. A secret that fails
+//! is negative-cached by its SHA-256 before it gets here, so repeats cost nothing.
+
+use std::sync::Arc;
+
+use keyward_core::legacy::BcryptHash;
+use keyward_core::secret::SecretHash;
+use keyward_store::Store;
+use tokio::sync::Semaphore;
+
+use super::{Authenticator, Grant, Rejection};
+
+pub(super) struct LegacyKeys {
+    store: Store,
+    gate: Semaphore,
+}
+
+impl LegacyKeys {
+    pub(super) fn new(store: Store) -> Self {
+        Self { store, gate: Semaphore::new(2) }
+    }
+
+    pub(super) async fn find(&self, value: &str, auth: &Authenticator) -> Result<Arc<Grant>, Rejection> {
+        let candidates = self.store.bcrypt_key_secrets().await.map_err(Rejection::Unavailable)?;
+        if candidates.is_empty() {
+            return Err(Rejection::Unknown);
+        }
+        let _permit = self.gate.acquire().await.expect("the semaphore is never closed");
+        let plain = value.to_owned();
+        let matched = tokio::task::spawn_blocking(move || {
+            candidates
+                .into_iter()
+                .map(|(hash, _)| hash)
+                .find(|hash| BcryptHash::parse(hash).is_ok_and(|b| b.verify(&plain)))
+        })
+        .await
+        .map_err(|e| Rejection::Unavailable(keyward_store::StoreError::Corrupt(e.to_string())))?;
+        let Some(bcrypt) = matched else { return Err(Rejection::Unknown) };
+        let fast = SecretHash::of(value);
+        self.store.upgrade_bcrypt_secret(&bcrypt, &fast).await.map_err(Rejection::Unavailable)?;
+        tracing::info!("an imported bcrypt key was used and re-hashed to the fast form");
+        // The failed fast lookup just negative-cached this hash: clear that first.
+        auth.cache.apply(&keyward_store::Change::KeyCreated);
+        auth.lookup(&fast).await
+    }
+}

@@ -1,0 +1,193 @@
+//! `/api/v1/api-keys`: the caller's own keys in the caller's organization.
+
+use std::sync::LazyLock;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use keyward_core::ids::KeyId;
+use keyward_core::permission::{Permission, PermissionSet};
+use keyward_store::{ApiKey, Change, KeyScope};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::keys::{self, Creator, KeyRequest};
+use crate::state::AppState;
+
+static READ: LazyLock<Permission> = LazyLock::new(|| Permission::parse("api_keys:read").expect("valid"));
+static WRITE: LazyLock<Permission> = LazyLock::new(|| Permission::parse("api_keys:write").expect("valid"));
+
+/// A key as listed. `permissions` are what the key may do now: its own list
+/// intersected with what its owner holds (everything the owner holds when it inherits).
+#[derive(Serialize, ToSchema, Debug)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    /// The first 12 characters of the secret (for an imported key: a quarter of the
+    /// plain key at most, or empty when only its hash was imported).
+    pub prefix: String,
+    pub permissions: Vec<String>,
+    /// True when the key has no list of its own and follows its owner's permissions.
+    pub inherits: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Present only with `?include_revoked=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Option<DateTime<Utc>>>,
+}
+
+impl KeyView {
+    /// `owner_holds`: the owner's current permissions; `pending_use`: a use this
+    /// instance has not written yet.
+    pub fn new(key: ApiKey, owner_holds: &PermissionSet, pending_use: Option<DateTime<Utc>>, with_revoked: bool) -> Self {
+        let permissions = match &key.permissions {
+            Some(own) => own.intersect(owner_holds),
+            None => owner_holds.clone(),
+        };
+        Self {
+            id: key.id.to_string(),
+            name: key.name,
+            prefix: key.prefix.as_str().to_owned(),
+            permissions: permissions.to_strings(),
+            inherits: key.permissions.is_none(),
+            created_at: key.created_at,
+            updated_at: key.updated_at,
+            last_used_at: key.last_used_at.max(pending_use),
+            expires_at: key.expires_at,
+            revoked_at: with_revoked.then_some(key.revoked_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    pub data: Vec<KeyView>,
+}
+
+/// A key with its secret: only in the response that created or rolled it.
+#[derive(Serialize, ToSchema)]
+pub struct KeyWithSecret {
+    #[serde(flatten)]
+    pub view: KeyView,
+    /// The plain secret. Shown this once; keyward keeps only its hash.
+    pub key: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyBody {
+    /// 1–100 characters.
+    pub name: String,
+    /// A subset of the caller's permissions; left out, the key inherits the owner's
+    /// (for a caller that is itself an API key: the caller's own).
+    pub permissions: Option<Vec<String>>,
+    /// RFC 3339; must lie in the future.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RollBody {
+    /// How long the old secret keeps working (0–604800 s, default 0).
+    #[serde(default)]
+    pub grace_seconds: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    include_revoked: bool,
+}
+
+fn own_scope(caller: &Caller) -> KeyScope {
+    let grant = caller.0.grant();
+    KeyScope { org_id: grant.org_id.clone(), principal_id: Some(grant.principal.id.clone()) }
+}
+
+fn parse_id(id: &str) -> Result<KeyId, ApiError> {
+    KeyId::parse(id).ok_or(ApiError::NotFound)
+}
+
+/// The caller's keys, newest first.
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys",
+    params(("include_revoked" = Option<bool>, Query, description = "also list revoked keys, with revoked_at")),
+    responses((status = 200, body = KeyList), (status = 401, body = super::views::ErrorBody), (status = 403, body = super::views::ErrorBody)))]
+pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<KeyList>, ApiError> {
+    caller.0.require_explicit(&READ)?;
+    let keys = state.store.list_api_keys(&own_scope(&caller), q.include_revoked).await?;
+    let holds = &caller.0.grant().role_permissions;
+    let data = keys
+        .into_iter()
+        .map(|k| {
+            let pending = state.usage.last_used(&k.id);
+            KeyView::new(k, holds, pending, q.include_revoked)
+        })
+        .collect();
+    Ok(Json(KeyList { data }))
+}
+
+/// Makes a key for the caller; the secret is in this response only.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateKeyBody,
+    responses((status = 201, body = KeyWithSecret), (status = 403, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateKeyBody>,
+) -> Result<(StatusCode, Json<KeyWithSecret>), ApiError> {
+    caller.0.require_explicit(&WRITE)?;
+    let grant = caller.0.grant();
+    let req = KeyRequest { name: body.name, permissions: body.permissions, expires_at: body.expires_at };
+    // The caller is an API key: it is restricted to its own effective permissions.
+    let creator = Creator { holds: &grant.effective, restricted: true };
+    let (key, secret) = keys::create(
+        &state.store,
+        &state.settings.secrets,
+        &state.settings.roles,
+        &grant.org_id,
+        &grant.principal,
+        &creator,
+        &req,
+        &caller.0.actor(),
+    )
+    .await?;
+    let view = KeyView::new(key, &grant.role_permissions, None, false);
+    Ok((StatusCode::CREATED, Json(KeyWithSecret { view, key: secret.expose().to_owned() })))
+}
+
+/// Revokes one of the caller's keys, at once and for good.
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = super::views::ErrorBody)))]
+pub async fn revoke(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+    caller.0.require_explicit(&WRITE)?;
+    let id = parse_id(&id)?;
+    state.store.revoke_api_key(Some(&own_scope(&caller)), &id, &caller.0.actor()).await?;
+    // This instance stops accepting the key now; others learn it from the change log.
+    state.auth.cache().apply(&Change::Key(id));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new secret for the same key; the old one works for `grace_seconds` more.
+#[utoipa::path(post, path = "/api/v1/api-keys/{id}/roll", tag = "api-keys", params(("id" = String, Path)),
+    request_body(content = Option<RollBody>),
+    responses((status = 200, body = KeyWithSecret), (status = 404, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
+pub async fn roll(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Option<RollBody>>,
+) -> Result<Json<KeyWithSecret>, ApiError> {
+    caller.0.require_explicit(&WRITE)?;
+    let id = parse_id(&id)?;
+    let grace = body.unwrap_or_default().grace_seconds;
+    let (key, secret) = keys::roll(&state.store, &state.settings.secrets, Some(&own_scope(&caller)), &id, grace, &caller.0.actor()).await?;
+    state.auth.cache().apply(&Change::Key(id));
+    let pending = state.usage.last_used(&key.id);
+    let view = KeyView::new(key, &caller.0.grant().role_permissions, pending, false);
+    Ok(Json(KeyWithSecret { view, key: secret.expose().to_owned() }))
+}

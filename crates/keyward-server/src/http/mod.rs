@@ -1,0 +1,85 @@
+//! The HTTP surface: routes, layers, and the JSON answers for everything axum would
+//! otherwise answer in plain text (unknown routes, wrong methods, panics).
+//!
+//! # Layout
+//!
+//! - [`error`]: [`error::ApiError`], the one error type, and its status mapping.
+//! - [`extract`]: the caller, JSON bodies and query strings, failing as `ApiError`s.
+//! - [`views`]: JSON shapes shared by routes.
+//! - [`identity`]: `/api/v1/me`, `/auth/check`.
+//! - [`api_keys`]: `/api/v1/api-keys…`.
+//! - [`verify`]: `/api/v1/keys/verify`.
+//! - [`org`]: `/api/v1/members`, `/api/v1/audit-events`.
+//! - [`ops`]: `/health`, `/ready`, `/metrics`, `/api/v1/openapi.json`.
+//! - [`protected_resource`]: `/.well-known/oauth-protected-resource` (RFC 9728).
+
+pub mod api_keys;
+pub mod error;
+pub mod extract;
+pub mod identity;
+pub mod ops;
+pub mod org;
+pub mod protected_resource;
+pub mod verify;
+pub mod views;
+
+use std::any::Any;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
+use tracing::Level;
+
+use crate::state::AppState;
+use error::ApiError;
+
+/// The largest request body any route reads. The API's bodies are small JSON documents.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/openapi.json", get(ops::openapi))
+        .route("/api/v1/me", get(identity::me))
+        .route("/auth/check", any(identity::check))
+        .route(protected_resource::PATH, get(protected_resource::main_server))
+        .route("/api/v1/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/api/v1/api-keys/{id}", delete(api_keys::revoke))
+        .route("/api/v1/api-keys/{id}/roll", post(api_keys::roll))
+        .route("/api/v1/keys/verify", post(verify::verify))
+        .route("/api/v1/members", get(org::members))
+        .route("/api/v1/audit-events", get(org::audit_events))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), count_responses))
+        .layer(CatchPanicLayer::custom(panic_response))
+        // One log line per request at INFO (method, URI, status, latency; never
+        // headers, so no credential). Query strings carry no secrets on any route.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
+        )
+        .with_state(state)
+}
+
+async fn count_responses(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // The route template, not the path: ids must not become label values.
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    state.metrics.response(route.as_deref().unwrap_or("unmatched"), response.status().as_u16());
+    response
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    // The panic message is not echoed: it could quote anything.
+    ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
+}

@@ -1,0 +1,99 @@
+//! `POST /api/v1/keys/verify`: a backend holding a `keys:verify` credential asks about
+//! a key it was given. Always `200` with a `code`; only keys of the caller's own
+//! organization are visible (another organization's key is `NOT_FOUND`).
+
+use std::sync::LazyLock;
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use keyward_core::permission::{Permission, PermissionSet};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Rejection;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, Caller};
+use crate::http::views::{OrgView, PrincipalView};
+use crate::state::AppState;
+
+static VERIFY: LazyLock<Permission> = LazyLock::new(|| Permission::parse("keys:verify").expect("valid"));
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The key to check.
+    pub key: String,
+    /// Permissions the key must carry.
+    pub permissions: Option<Vec<String>>,
+}
+
+/// The outcome. (`RATE_LIMITED` is reserved in DESIGN.md for per-key rate limits,
+/// which keyward does not have yet, so it is never returned.)
+#[derive(Serialize, ToSchema, Debug, PartialEq, Eq, Clone, Copy)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerifyCode {
+    Valid,
+    NotFound,
+    Expired,
+    InsufficientPermissions,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    pub code: VerifyCode,
+    pub key_id: Option<String>,
+    pub principal: Option<PrincipalView>,
+    pub org: Option<OrgView>,
+    pub permissions: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl VerifyResponse {
+    fn not_found() -> Self {
+        Self { valid: false, code: VerifyCode::NotFound, key_id: None, principal: None, org: None, permissions: vec![], expires_at: None }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/keys/verify", tag = "verify", request_body = VerifyRequest,
+    responses((status = 200, body = VerifyResponse), (status = 403, body = super::views::ErrorBody)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    caller.0.require(&VERIFY)?;
+    let wanted = match &req.permissions {
+        Some(list) => PermissionSet::parse(list).map_err(|e| ApiError::Validation(e.0))?,
+        None => PermissionSet::default(),
+    };
+    let own_org = &caller.0.grant().org_id;
+    let grant = match state.auth.grant_for_secret(req.key.trim()).await {
+        Ok(g) => g,
+        Err(Rejection::Expired(g)) if g.org_id == *own_org => {
+            return Ok(Json(VerifyResponse {
+                code: VerifyCode::Expired,
+                key_id: Some(g.key_id.to_string()),
+                expires_at: g.expires_at,
+                ..VerifyResponse::not_found()
+            }))
+        }
+        Err(Rejection::Unavailable(e)) => return Err(Rejection::Unavailable(e).into()),
+        Err(_) => return Ok(Json(VerifyResponse::not_found())),
+    };
+    if grant.org_id != *own_org {
+        return Ok(Json(VerifyResponse::not_found()));
+    }
+    state.usage.touch(&grant.key_id);
+    let valid = wanted.is_subset_of(&grant.effective);
+    Ok(Json(VerifyResponse {
+        valid,
+        code: if valid { VerifyCode::Valid } else { VerifyCode::InsufficientPermissions },
+        key_id: Some(grant.key_id.to_string()),
+        principal: Some(PrincipalView::new(&grant.principal, &grant.principal_label)),
+        org: Some(OrgView { id: grant.org_id.to_string(), slug: grant.org_slug.to_string() }),
+        permissions: grant.effective.to_strings(),
+        expires_at: grant.expires_at,
+    }))
+}

@@ -1,0 +1,222 @@
+//! The rules for making, importing and rolling API keys, shared by the HTTP API and the
+//! admin commands so both refuse the same things in the same words.
+//!
+//! - A name is required (1–100 characters).
+//! - Every permission must be well formed and in the catalogue, and held by the
+//!   creator: a key can never be given a permission its creator lacks.
+//! - Without a permission list a key inherits everything its principal holds, at every
+//!   request. When the creator is itself a restricted credential (an API key), the new
+//!   key gets the creator's permissions written out instead, so a narrow key cannot mint
+//!   a broad one.
+//! - An expiry must lie in the future.
+
+use chrono::{DateTime, Duration, Utc};
+use keyward_core::domain::Name;
+use keyward_core::ids::{KeyId, OrgId};
+use keyward_core::legacy::ImportedHash;
+use keyward_core::permission::{Permission, PermissionSet, Roles};
+use keyward_core::secret::{DisplayPrefix, PlainSecret, SecretFormat, SecretKind};
+use keyward_store::{Actor, ApiKey, KeyScope, NewApiKey, Principal, Store, StoreError};
+
+/// The longest grace period a roll may keep an old secret alive for.
+pub const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
+
+/// Why a key request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRuleError {
+    /// A value breaks a rule (HTTP 422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The creator does not hold this permission (HTTP 403).
+    #[error("the creator does not hold {0}")]
+    NotHeld(Permission),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What someone asks for when making a key.
+#[derive(Clone, Debug, Default)]
+pub struct KeyRequest {
+    pub name: String,
+    pub permissions: Option<Vec<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Who makes a key: what they hold now, and whether they are a restricted credential.
+pub struct Creator<'a> {
+    pub holds: &'a PermissionSet,
+    pub restricted: bool,
+}
+
+/// Checks a request against the rules; returns the name and the permission list to store.
+pub fn check_request(
+    roles: &Roles,
+    creator: &Creator<'_>,
+    req: &KeyRequest,
+    now: DateTime<Utc>,
+) -> Result<(Name, Option<PermissionSet>), KeyRuleError> {
+    let name = Name::parse(&req.name).map_err(|e| KeyRuleError::Invalid(e.0))?;
+    let permissions = match &req.permissions {
+        Some(list) => {
+            let set = PermissionSet::parse(list).map_err(|e| KeyRuleError::Invalid(e.0))?;
+            if let Some(unknown) = set.iter().find(|p| !roles.is_catalogued(p)) {
+                return Err(KeyRuleError::Invalid(format!("unknown permission {unknown}")));
+            }
+            if let Some(missing) = set.iter().find(|p| !creator.holds.allows(p)) {
+                return Err(KeyRuleError::NotHeld(missing.clone()));
+            }
+            Some(set)
+        }
+        None if creator.restricted => Some(creator.holds.clone()),
+        None => None,
+    };
+    if req.expires_at.is_some_and(|t| t <= now) {
+        return Err(KeyRuleError::Invalid("expires_at must lie in the future".into()));
+    }
+    Ok((name, permissions))
+}
+
+/// Makes a key for `principal` in `org`; returns it with its secret, shown this once.
+#[allow(clippy::too_many_arguments)]
+pub async fn create(
+    store: &Store,
+    secrets: &SecretFormat,
+    roles: &Roles,
+    org: &OrgId,
+    principal: &Principal,
+    creator: &Creator<'_>,
+    req: &KeyRequest,
+    actor: &Actor,
+) -> Result<(ApiKey, PlainSecret), KeyRuleError> {
+    let (name, permissions) = check_request(roles, creator, req, Utc::now())?;
+    let secret = secrets.generate(SecretKind::ApiKey);
+    let new = NewApiKey {
+        org_id: org.clone(),
+        principal: principal.clone(),
+        name: name.as_str().to_owned(),
+        prefix: secret.display_prefix(),
+        permissions,
+        expires_at: req.expires_at,
+    };
+    let key = store.create_api_key(&new, &secret.hash(), actor).await?;
+    Ok((key, secret))
+}
+
+/// How an imported key's secret arrives.
+pub enum Imported {
+    /// The plain key (read from stdin): hashed with SHA-256 at once, never stored.
+    Plain(String),
+    Hash(ImportedHash),
+}
+
+/// Imports a key from a previous system. It inherits its principal's permissions.
+pub async fn import(
+    store: &Store,
+    org: &OrgId,
+    principal: &Principal,
+    name: &str,
+    imported: Imported,
+    actor: &Actor,
+) -> Result<ApiKey, KeyRuleError> {
+    let name = Name::parse(name).map_err(|e| KeyRuleError::Invalid(e.0))?;
+    let (hash, prefix) = match imported {
+        Imported::Plain(plain) => {
+            let plain = plain.trim();
+            if plain.len() < 16 {
+                return Err(KeyRuleError::Invalid("an imported key has at least 16 characters".into()));
+            }
+            // Show at most a quarter of a legacy key: they are often short.
+            let shown: String = plain.chars().take((plain.len() / 4).min(12)).collect();
+            (ImportedHash::Sha256(keyward_core::secret::SecretHash::of(plain)), DisplayPrefix::from_stored(shown))
+        }
+        // Nothing of the key itself is known: no display prefix.
+        Imported::Hash(h) => (h, DisplayPrefix::from_stored(String::new())),
+    };
+    let new = NewApiKey {
+        org_id: org.clone(),
+        principal: principal.clone(),
+        name: name.as_str().to_owned(),
+        prefix,
+        permissions: None,
+        expires_at: None,
+    };
+    Ok(store.import_api_key(&new, &hash, actor).await?)
+}
+
+/// Gives a key a new secret; the old one keeps working for `grace_seconds`.
+pub async fn roll(
+    store: &Store,
+    secrets: &SecretFormat,
+    scope: Option<&KeyScope>,
+    id: &KeyId,
+    grace_seconds: i64,
+    actor: &Actor,
+) -> Result<(ApiKey, PlainSecret), KeyRuleError> {
+    if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
+        return Err(KeyRuleError::Invalid(format!(
+            "grace_seconds must lie between 0 and {MAX_GRACE_SECONDS}"
+        )));
+    }
+    let secret = secrets.generate(SecretKind::ApiKey);
+    let key = store
+        .roll_api_key(scope, id, &secret.hash(), &secret.display_prefix(), Duration::seconds(grace_seconds), actor)
+        .await?;
+    Ok((key, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(perms: Option<&[&str]>) -> KeyRequest {
+        KeyRequest {
+            name: "ci".into(),
+            permissions: perms.map(|p| p.iter().map(|s| s.to_string()).collect()),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_key_cannot_exceed_its_creator() {
+        let roles = Roles::default();
+        let viewer = roles.permissions_of("viewer");
+        let creator = Creator { holds: &viewer, restricted: false };
+        let now = Utc::now();
+        assert!(matches!(
+            check_request(&roles, &creator, &req(Some(&["projects:write"])), now),
+            Err(KeyRuleError::NotHeld(p)) if p.as_str() == "projects:write"
+        ));
+        assert!(matches!(check_request(&roles, &creator, &req(Some(&["*"])), now), Err(KeyRuleError::NotHeld(_))));
+        assert!(matches!(
+            check_request(&roles, &creator, &req(Some(&["rockets:launch"])), now),
+            Err(KeyRuleError::Invalid(m)) if m.contains("unknown permission")
+        ));
+        let (_, perms) = check_request(&roles, &creator, &req(Some(&["projects:read"])), now).unwrap();
+        assert_eq!(perms.unwrap().to_strings(), ["projects:read"]);
+    }
+
+    #[test]
+    fn a_restricted_creator_writes_its_permissions_out() {
+        let roles = Roles::default();
+        let narrow = PermissionSet::parse(["api_keys:write", "projects:read"]).unwrap();
+        let (_, perms) =
+            check_request(&roles, &Creator { holds: &narrow, restricted: true }, &req(None), Utc::now()).unwrap();
+        assert_eq!(perms, Some(narrow.clone()));
+        let (_, perms) =
+            check_request(&roles, &Creator { holds: &narrow, restricted: false }, &req(None), Utc::now()).unwrap();
+        assert_eq!(perms, None, "a person's key inherits");
+    }
+
+    #[test]
+    fn names_and_expiry_are_checked() {
+        let roles = Roles::default();
+        let all = roles.permissions_of("owner");
+        let creator = Creator { holds: &all, restricted: false };
+        let mut r = req(None);
+        r.name = "x".repeat(101);
+        assert!(matches!(check_request(&roles, &creator, &r, Utc::now()), Err(KeyRuleError::Invalid(_))));
+        let mut r = req(None);
+        r.expires_at = Some(Utc::now() - Duration::seconds(1));
+        assert!(matches!(check_request(&roles, &creator, &r, Utc::now()), Err(KeyRuleError::Invalid(m)) if m.contains("future")));
+    }
+}

@@ -1,0 +1,28 @@
+//! keyward's server: configuration, authentication, the management API and
+//! `/auth/check`, and the rules for keys shared with the admin commands.
+//!
+//! # Layout
+//!
+//! - [`config`]: TOML + `KEYWARD_*` into checked [`config::Settings`].
+//! - [`startup`]: build (connect, migrate, bind) and run with graceful shutdown.
+//! - [`auth`]: credential in, identity out; the grant cache and the change follower.
+//! - [`usage`]: last-used times and counts, written in coalesced batches.
+//! - [`keys`]: the rules for making, importing and rolling keys (API and CLI).
+//! - [`gateway`]: the optional second listener that authenticates and forwards to an
+//!   upstream API.
+//! - [`http`]: routes, extractors, the error type and its status mapping.
+//! - [`metrics`]: counters for `/metrics`.
+//! - [`state`]: what handlers share.
+
+pub mod auth;
+pub mod config;
+pub mod gateway;
+pub mod http;
+pub mod keys;
+pub mod metrics;
+pub mod startup;
+pub mod state;
+pub mod usage;
+
+pub use config::Settings;
+pub use startup::Server;

@@ -1,0 +1,171 @@
+//! Last-used times, per-day request counts and failed-authentication audit events,
+//! gathered in memory on the request path and written in one batch per
+//! `usage_flush_interval` (default one minute): at most one write per key per interval,
+//! never a write per request. The batch is also written at shutdown.
+//!
+//! Failed authentications whose key is known (revoked, expired, holder no longer a
+//! member) become one `auth.failed` audit event per key and reason per batch, with a
+//! count; unknown secrets have no organization to audit them in and are only logged,
+//! with the display prefix at most.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use keyward_core::ids::KeyId;
+use keyward_store::{Actor, AuditEvent, KeyUsage, Store};
+
+use crate::auth::{Grant, Rejection};
+
+/// Distinct (key, reason) failure tallies kept between flushes at most; a flood beyond
+/// that is counted in the log line, not in separate events.
+const MAX_FAILURE_TALLIES: usize = 10_000;
+
+#[derive(Default)]
+pub struct UsageRecorder {
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    touches: HashMap<KeyId, Touch>,
+    /// Completed days (a key used across midnight) and batches a failed flush returned.
+    spill: Vec<KeyUsage>,
+    failures: HashMap<(KeyId, &'static str), Failure>,
+    dropped_failures: u64,
+}
+
+struct Touch {
+    last: DateTime<Utc>,
+    day: i64,
+    requests: i64,
+}
+
+struct Failure {
+    event: AuditEvent,
+    prefix: String,
+    count: u64,
+    last: DateTime<Utc>,
+}
+
+fn day_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(86_400)
+}
+
+impl UsageRecorder {
+    /// Notes one successful use of a key.
+    pub fn touch(&self, key: &KeyId) {
+        let now = Utc::now();
+        let day = day_of(now);
+        let mut p = self.pending.lock().expect("not poisoned");
+        let Pending { touches, spill, .. } = &mut *p;
+        match touches.get_mut(key) {
+            Some(t) if t.day == day => {
+                t.last = now;
+                t.requests += 1;
+            }
+            Some(t) => {
+                spill.push(KeyUsage { key_id: key.clone(), last_used_at: t.last, day: t.day, requests: t.requests });
+                *t = Touch { last: now, day, requests: 1 };
+            }
+            None => {
+                touches.insert(key.clone(), Touch { last: now, day, requests: 1 });
+            }
+        }
+    }
+
+    /// A use not yet written, so lists on this instance are current at once.
+    pub fn last_used(&self, key: &KeyId) -> Option<DateTime<Utc>> {
+        self.pending.lock().expect("not poisoned").touches.get(key).map(|t| t.last)
+    }
+
+    /// Notes a rejected credential for the audit log (known keys) or the log.
+    pub fn record_rejection(&self, rejection: &Rejection) {
+        let grant: &Grant = match rejection {
+            Rejection::Revoked(g) | Rejection::Expired(g) | Rejection::NotMember(g) => g,
+            Rejection::Unknown | Rejection::Malformed(_) => {
+                tracing::info!(reason = rejection.reason(), "authentication failed");
+                return;
+            }
+            Rejection::Missing | Rejection::Unavailable(_) => return,
+        };
+        let reason = rejection.reason();
+        let now = Utc::now();
+        let mut p = self.pending.lock().expect("not poisoned");
+        let slot = (grant.key_id.clone(), reason);
+        if let Some(f) = p.failures.get_mut(&slot) {
+            f.count += 1;
+            f.last = now;
+        } else if p.failures.len() < MAX_FAILURE_TALLIES {
+            let actor = Actor { kind: "anonymous".into(), id: None, credential: None };
+            let event = AuditEvent::new(Some(&grant.org_id), &actor, "auth.failed").target("api_key", &grant.key_id);
+            p.failures.insert(slot, Failure { event, prefix: grant.key_prefix.as_str().to_owned(), count: 1, last: now });
+        } else {
+            p.dropped_failures += 1;
+        }
+        drop(p);
+        tracing::info!(reason, key_id = %grant.key_id, prefix = grant.key_prefix.as_str(), "authentication failed");
+    }
+
+    /// Writes everything gathered since the last flush. On failure the batch is kept
+    /// for the next attempt.
+    pub async fn flush(&self, store: &Store) {
+        let (usage, events, dropped) = {
+            let mut p = self.pending.lock().expect("not poisoned");
+            let mut usage = std::mem::take(&mut p.spill);
+            usage.extend(p.touches.drain().map(|(key_id, t)| KeyUsage {
+                key_id,
+                last_used_at: t.last,
+                day: t.day,
+                requests: t.requests,
+            }));
+            let events: Vec<AuditEvent> = p
+                .failures
+                .drain()
+                .map(|((_, reason), f)| {
+                    let detail = serde_json::json!({
+                        "reason": reason,
+                        "count": f.count,
+                        "prefix": f.prefix,
+                        "last_at": f.last,
+                    });
+                    f.event.detail(detail)
+                })
+                .collect();
+            (usage, events, std::mem::take(&mut p.dropped_failures))
+        };
+        if dropped > 0 {
+            tracing::warn!(dropped, "failed authentications beyond the per-batch audit limit");
+        }
+        if let Err(e) = store.record_key_usage(&usage).await {
+            tracing::warn!(error = %e, keys = usage.len(), "cannot write key usage; will retry");
+            self.pending.lock().expect("not poisoned").spill.extend(usage);
+        }
+        if !events.is_empty() {
+            if let Err(e) = store.append_events(&events).await {
+                tracing::warn!(error = %e, events = events.len(), "cannot write failed-authentication events; dropped");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touches_coalesce_per_key() {
+        let r = UsageRecorder::default();
+        let (a, b) = (KeyId::generate(), KeyId::generate());
+        assert_eq!(r.last_used(&a), None);
+        for _ in 0..3 {
+            r.touch(&a);
+        }
+        r.touch(&b);
+        let p = r.pending.lock().unwrap();
+        assert_eq!(p.touches.len(), 2);
+        assert_eq!(p.touches[&a].requests, 3);
+        drop(p);
+        assert!(r.last_used(&a).is_some());
+    }
+}

@@ -1,0 +1,43 @@
+//! Black-box HTTP tests of keyward-server: the server is built and bound to port 0 in
+//! the test process, fixtures are written straight through the store (as the admin
+//! commands do), and every case talks to the server over HTTP only.
+//!
+//! Every case runs on SQLite and on PostgreSQL (`both_backends!`). PostgreSQL is the
+//! one named by `KEYWARD_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`);
+//! each test gets its own schema. Without a reachable PostgreSQL its half is skipped with
+//! a message, except under `CI=true`, where it fails.
+//!
+//! # Layout
+//!
+//! - [`helpers`]: `spawn_app`, fixtures, presentations, replies, polling.
+//! - [`presentation`]: every way of presenting a key; 401 challenges; `/api/v1/me`.
+//! - [`auth_check`]: `/auth/check` headers, body, 403.
+//! - [`api_keys`]: create, list, revoke, roll, and the rules for keys.
+//! - [`revocation`]: revocation, role changes and removals, here and from another
+//!   process; expiry.
+//! - [`usage`]: last-used times, from memory and in the database.
+//! - [`legacy`]: imported plain, SHA-256 and bcrypt keys.
+//! - [`verify`]: `POST /api/v1/keys/verify`.
+//! - [`audit`]: `GET /api/v1/audit-events`.
+//! - [`org`]: `GET /api/v1/members`.
+//! - [`cross_org`]: another organization's credential against every route.
+//! - [`bad_input`]: malformed requests on every route get a 4xx JSON error.
+//! - [`secrets_at_rest`]: no plain key in the database or the log after a lifecycle.
+//! - [`ops`]: `/health`, `/ready`, `/metrics`, `/api/v1/openapi.json`.
+
+#[macro_use]
+mod helpers;
+
+mod api_keys;
+mod audit;
+mod auth_check;
+mod bad_input;
+mod cross_org;
+mod legacy;
+mod ops;
+mod org;
+mod presentation;
+mod revocation;
+mod secrets_at_rest;
+mod usage;
+mod verify;

@@ -1,0 +1,185 @@
+//! After a full lifecycle — create (CLI and API), use by every presentation, roll with
+//! and without grace, verify, revoke, use after revocation, mistyped and expired keys,
+//! imported legacy keys — neither the database (the SQLite file with its WAL, or a
+//! `pg_dump` of the schema) nor the server's log holds any plain key.
+//!
+//! The log is captured by a global subscriber at DEBUG for keyward, tower_http and
+//! sqlx, installed once for the whole test binary; other tests running at the same
+//! time log into it too, which only widens what is checked.
+
+use std::io::Write;
+use std::sync::{Mutex, Once};
+
+use keyward_core::legacy::{BcryptHash, ImportedHash};
+use keyward_core::secret::SecretHash;
+use keyward_server::keys::{self, Imported};
+use keyward_store::testing::TestDb;
+use keyward_store::Actor;
+use reqwest::header::AUTHORIZATION;
+use serde_json::json;
+
+use crate::helpers::*;
+
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static INSTALL: Once = Once::new();
+
+struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    INSTALL.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::new(
+            "info,keyward_server=debug,keyward_store=debug,keyward_core=debug,tower_http=debug,sqlx=debug",
+        );
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(|| Capture)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+    });
+}
+
+fn captured() -> String {
+    String::from_utf8_lossy(&LOG.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+/// Fails if `haystack` holds `secret`, or the part of it beyond the display prefix.
+#[track_caller]
+fn assert_absent(haystack: &[u8], secret: &str, place: &str) {
+    let contains = |needle: &str| haystack.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(!contains(secret), "a plain key in {place}: {}…", &secret[..12.min(secret.len())]);
+    if secret.starts_with("kw_") {
+        assert!(!contains(&secret[12..]), "the hidden part of a key in {place}");
+    }
+}
+
+const LEGACY_PLAIN: &str = "legacy-plain-secret-4f8a1c2e";
+const LEGACY_SHA: &str = "legacy-sha-secret-7b3d9e0f11";
+const LEGACY_BCRYPT: &str = "legacy-bcrypt-secret-5a6c8d2b";
+
+async fn no_plain_key_in_the_database_or_the_log(db: &TestDb) {
+    capture_logs();
+    let app = spawn_app(db).await;
+    let org = app.org("acme").await;
+    let boss = app.member(&org, "boss@acme.test", "admin").await;
+    let ada = app.member(&org, "ada@acme.test", "member").await;
+    let mut secrets: Vec<String> = Vec::new();
+
+    // Keys made by the admin commands' path.
+    let auditor = app.key(&boss, None).await;
+    let manager = app.key(&ada, Some(&["api_keys:read", "api_keys:write", "projects:read"])).await;
+    secrets.extend([auditor.secret.clone(), manager.secret.clone()]);
+
+    // Made through the API, used by every presentation.
+    let r = send(app.post("/api/v1/api-keys").bearer_auth(&manager.secret).json(&json!({"name": "ci"}))).await;
+    assert_eq!(r.status, 201);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let first = r.body["key"].as_str().unwrap().to_owned();
+    secrets.push(first.clone());
+    for via in EVERY_VIA {
+        assert_eq!(app.me_status(&first, via).await, 200);
+        let r = send(via.apply(app.get("/auth/check"), &first)).await;
+        assert_eq!(r.status, 200);
+    }
+    // Mistyped and truncated forms of it.
+    for wrong in [mistyped(&first), first[..first.len() - 1].to_owned()] {
+        for via in EVERY_VIA {
+            assert_eq!(app.me_status(&wrong, via).await, 401);
+        }
+    }
+    // A secret pasted into the wrong field is not echoed in the error either.
+    let r = send(app.post("/api/v1/api-keys").bearer_auth(&manager.secret).json(&json!({"name": "x", "permissions": first}))).await;
+    assert_eq!(r.status, 422);
+    assert_absent(r.text.as_bytes(), &first, "an error body");
+
+    // Rolled with a grace period, then without.
+    let r = send(app.post(&format!("/api/v1/api-keys/{id}/roll")).bearer_auth(&manager.secret).json(&json!({"grace_seconds": 60}))).await;
+    assert_eq!(r.status, 200);
+    let second = r.body["key"].as_str().unwrap().to_owned();
+    secrets.push(second.clone());
+    assert_eq!(app.me_status(&first, Via::Bearer).await, 200);
+    assert_eq!(app.me_status(&second, Via::BasicApikey).await, 200);
+    let r = send(app.post(&format!("/api/v1/api-keys/{id}/roll")).bearer_auth(&manager.secret)).await;
+    assert_eq!(r.status, 200);
+    let third = r.body["key"].as_str().unwrap().to_owned();
+    secrets.push(third.clone());
+    assert_eq!(app.me_status(&third, Via::Header).await, 200);
+
+    // Verified by a backend.
+    for key in [&third, &second, &manager.secret] {
+        let r = send(app.post("/api/v1/keys/verify").bearer_auth(&auditor.secret).json(&json!({"key": key}))).await;
+        assert_eq!(r.status, 200);
+        assert_absent(r.text.as_bytes(), key, "a verify answer");
+    }
+
+    // Expired.
+    let expired = app.expired_key(&ada, None).await;
+    secrets.push(expired.secret.clone());
+    assert_eq!(app.me_status(&expired.secret, Via::Bearer).await, 401);
+
+    // Imported legacy keys.
+    let import = |name: &'static str, imported: Imported| {
+        let (store, org, principal) = (app.store.clone(), org.id.clone(), ada.principal());
+        async move { keys::import(&store, &org, &principal, name, imported, &Actor::cli()).await.unwrap() }
+    };
+    import("plain", Imported::Plain(LEGACY_PLAIN.into())).await;
+    import("sha", Imported::Hash(ImportedHash::Sha256(SecretHash::of(LEGACY_SHA)))).await;
+    let hash = bcrypt::hash(LEGACY_BCRYPT, 4).unwrap();
+    import("bcrypt", Imported::Hash(ImportedHash::Bcrypt(BcryptHash::parse(&hash).unwrap()))).await;
+    for legacy in [LEGACY_PLAIN, LEGACY_SHA, LEGACY_BCRYPT] {
+        secrets.push(legacy.to_owned());
+        let r = send(app.get("/api/v1/me").header(AUTHORIZATION, basic(&format!("{legacy}:")))).await;
+        assert_eq!(r.status, 200, "{legacy}: {}", r.text);
+        let r = send(app.get("/api/v1/me").header(AUTHORIZATION, basic(&format!("apikey:{legacy}x")))).await;
+        assert_eq!(r.status, 401);
+    }
+
+    // Revoked, then used: a failed authentication is audited and logged.
+    let r = send(app.delete(&format!("/api/v1/api-keys/{id}")).bearer_auth(&manager.secret)).await;
+    assert_eq!(r.status, 204);
+    for via in EVERY_VIA {
+        assert_eq!(app.me_status(&third, via).await, 401);
+    }
+    eventually("the failed authentication is written", PATIENCE, || async {
+        let r = send(app.get("/api/v1/audit-events?limit=200").bearer_auth(&auditor.secret)).await;
+        r.body["data"].as_array().unwrap().iter().any(|e| e["action"] == "auth.failed" && e["target"]["id"] == id.as_str())
+    })
+    .await;
+    // Everything in memory is written: usage, events.
+    eventually("last used is written", PATIENCE, || async {
+        app.store.api_key(None, &keyward_core::ids::KeyId::parse(&id).unwrap()).await.unwrap().last_used_at.is_some()
+    })
+    .await;
+
+    // The database.
+    let dump = db.dump();
+    assert!(dump.len() > 1000, "the dump holds the database");
+    let prefix_of_first = &first[..12];
+    assert!(
+        dump.windows(12).any(|w| w == prefix_of_first.as_bytes()) || dump.windows(12).any(|w| w == third[..12].as_bytes()),
+        "display prefixes are stored in clear, so the dump is readable"
+    );
+    for s in &secrets {
+        assert_absent(&dump, s, &format!("the {:?} database", db.backend));
+    }
+
+    // The log.
+    let log = captured();
+    assert!(log.contains(&id), "the log holds this test's lines (the failed authentication of {id})");
+    assert!(log.contains("authentication failed"), "rejections are logged");
+    for s in &secrets {
+        assert_absent(log.as_bytes(), s, "the log");
+    }
+}
+
+both_backends!(no_plain_key_in_the_database_or_the_log);

@@ -1,0 +1,238 @@
+//! Several instances, one database: a change made through one instance (or by another
+//! process) reaches every other instance's cache within one second — revocation,
+//! member removal, role change — on PostgreSQL (LISTEN/NOTIFY, with the periodic read
+//! as reconciliation) and on SQLite (the periodic read). Each case repeats and prints
+//! the propagation times' p50 and p99 (`cargo test --test propagation -- --nocapture`).
+
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use keyward_core::domain::{Email, Plan, Slug};
+use keyward_core::permission::Roles;
+use keyward_server::keys::{self, Creator, KeyRequest};
+use keyward_server::{Server, Settings};
+use keyward_store::testing::TestDb;
+use keyward_store::{Actor, Org, Principal, Store, User};
+
+/// The notification-kill case disturbs every instance's listener on the server; it
+/// runs alone (write lock) while the timing cases share the read lock.
+static EXCLUSIVE: RwLock<()> = RwLock::new(());
+
+struct Instance {
+    base: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn instance(db: &TestDb) -> Instance {
+    let settings = Settings::from_toml(&format!(
+        "listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\nusage_flush_interval = \"1s\"",
+        db.url
+    ))
+    .unwrap();
+    let server = Server::build(settings).await.unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    Instance { base, _stop: stop }
+}
+
+struct World {
+    store: Store,
+    org: Org,
+    user: User,
+    http: reqwest::Client,
+}
+
+async fn world(db: &TestDb) -> World {
+    let store = db.store().await;
+    let org = store.create_org(&Slug::parse("acme").unwrap(), "Acme", Plan::Pro).await.unwrap();
+    let user = store.create_user(&Email::parse("ada@example.com").unwrap(), "Ada", None).await.unwrap();
+    store.add_member(&org.id, &Principal::user(&user.id), "member", &Actor::cli()).await.unwrap();
+    World { store, org, user, http: reqwest::Client::new() }
+}
+
+impl World {
+    /// A key of the user's with `permissions`; returns (id, secret).
+    async fn key(&self, permissions: &[&str]) -> (String, String) {
+        let roles = Roles::default();
+        let holds = roles.permissions_of("member");
+        let req = KeyRequest {
+            name: "k".into(),
+            permissions: Some(permissions.iter().map(|s| s.to_string()).collect()),
+            expires_at: None,
+        };
+        let (key, secret) = keys::create(
+            &self.store,
+            &keyward_core::secret::SecretFormat::new("kw").unwrap(),
+            &roles,
+            &self.org.id,
+            &Principal::user(&self.user.id),
+            &Creator { holds: &holds, restricted: false },
+            &req,
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
+        (key.id.to_string(), secret.expose().to_owned())
+    }
+
+    async fn status(&self, base: &str, path: &str, key: &str) -> u16 {
+        self.http.get(format!("{base}{path}")).bearer_auth(key).send().await.unwrap().status().as_u16()
+    }
+
+    /// Polls until `path` answers `want`; the time since `since`. Fails after one second.
+    async fn until(&self, base: &str, path: &str, key: &str, want: u16, since: Instant) -> Duration {
+        loop {
+            if self.status(base, path, key).await == want {
+                return since.elapsed();
+            }
+            assert!(since.elapsed() < Duration::from_secs(1), "{path} did not answer {want} within one second");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// Waits a random 0–300 ms, so a repetition does not start in step with the previous
+/// one's poll (which would make every measurement wait a whole poll interval).
+async fn jitter() {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    tokio::time::sleep(Duration::from_millis(random % 300)).await;
+}
+
+fn report(what: &str, db: &TestDb, mut times: Vec<Duration>) {
+    times.sort();
+    let pick = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    eprintln!(
+        "propagation [{:?}] {what}: n={} p50={:?} p99={:?} max={:?}",
+        db.backend,
+        times.len(),
+        pick(0.50),
+        pick(0.99),
+        times.last().unwrap()
+    );
+}
+
+const REPEAT: usize = 100;
+
+/// Revokes through A's API, measures until B refuses.
+async fn revocation_reaches_the_other_instance(db: &TestDb) {
+    let _shared = EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner());
+    let w = world(db).await;
+    let (a, b) = (instance(db).await, instance(db).await);
+    let (_, admin) = w.key(&["api_keys:write"]).await;
+    let mut times = Vec::with_capacity(REPEAT);
+    for _ in 0..REPEAT {
+        let (id, key) = w.key(&["projects:read"]).await;
+        assert_eq!(w.status(&b.base, "/api/v1/me", &key).await, 200, "B has the key cached");
+        jitter().await;
+        // The key belongs to the admin key's owner, so A may revoke it.
+        let started = Instant::now();
+        let res = w.http.delete(format!("{}/api/v1/api-keys/{id}", a.base)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(res.status(), 204);
+        times.push(w.until(&b.base, "/api/v1/me", &key, 401, started).await);
+    }
+    report("key revoked on A, refused on B", db, times);
+}
+
+/// Role change and removal made by another process (the store, as the CLI does).
+async fn membership_changes_reach_every_instance(db: &TestDb) {
+    let _shared = EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner());
+    let w = world(db).await;
+    let (a, b) = (instance(db).await, instance(db).await);
+    let mut shrink = Vec::new();
+    let mut removal = Vec::new();
+    for _ in 0..REPEAT {
+        let (_, key) = w.key(&["projects:write"]).await;
+        for inst in [&a, &b] {
+            assert_eq!(w.status(&inst.base, "/auth/check?permission=projects:write", &key).await, 200);
+        }
+        jitter().await;
+        let started = Instant::now();
+        w.store.set_role(&w.org.id, w.user.id.as_str(), "viewer", &Actor::cli()).await.unwrap();
+        for inst in [&a, &b] {
+            shrink.push(w.until(&inst.base, "/auth/check?permission=projects:write", &key, 403, started).await);
+        }
+        jitter().await;
+        let started = Instant::now();
+        w.store.remove_member(&w.org.id, w.user.id.as_str(), &Actor::cli()).await.unwrap();
+        for inst in [&a, &b] {
+            removal.push(w.until(&inst.base, "/api/v1/me", &key, 401, started).await);
+        }
+        w.store.add_member(&w.org.id, &Principal::user(&w.user.id), "member", &Actor::cli()).await.unwrap();
+        for inst in [&a, &b] {
+            w.until(&inst.base, "/api/v1/me", &key, 200, Instant::now()).await;
+        }
+    }
+    report("role shrunk (other process)", db, shrink);
+    report("member removed (other process)", db, removal);
+}
+
+/// With the notification connections killed, the periodic read still converges.
+async fn reconciliation_converges_without_notifications(db: &TestDb) {
+    let _alone = EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner());
+    let w = world(db).await;
+    let (a, b) = (instance(db).await, instance(db).await);
+    let (_, admin) = w.key(&["api_keys:write"]).await;
+    // Let both listeners connect before cutting them.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = kill_listeners().await;
+    if db.backend == keyward_store::Backend::Postgres {
+        assert!(killed >= 2, "both instances had a notification connection ({killed} killed)");
+    }
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let (id, key) = w.key(&["projects:read"]).await;
+        assert_eq!(w.status(&b.base, "/api/v1/me", &key).await, 200);
+        jitter().await;
+        kill_listeners().await;
+        let started = Instant::now();
+        let res = w.http.delete(format!("{}/api/v1/api-keys/{id}", a.base)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(res.status(), 204);
+        times.push(w.until(&b.base, "/api/v1/me", &key, 401, started).await);
+    }
+    report("revoked with notification connections killed", db, times);
+    if db.backend == keyward_store::Backend::Postgres {
+        let metrics = w.http.get(format!("{}/metrics", b.base)).send().await.unwrap().text().await.unwrap();
+        let line = metrics.lines().find(|l| l.starts_with("keyward_change_listener_reconnects_total")).unwrap();
+        assert_ne!(line, "keyward_change_listener_reconnects_total 0", "the lost connection was noticed");
+    }
+}
+
+/// Terminates every keyward notification connection on the test PostgreSQL server.
+async fn kill_listeners() -> u64 {
+    use sqlx::Connection;
+    let Ok(mut conn) = sqlx::PgConnection::connect(&TestDb::postgres_base_url()).await else { return 0 };
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(keyward_store::LISTENER_APPLICATION_NAME)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    killed.into_iter().filter(|k| *k).count() as u64
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() { super::$name(&keyward_store::testing::TestDb::sqlite()).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() {
+                  let Some(db) = keyward_store::testing::TestDb::postgres().await else { return };
+                  super::$name(&db).await;
+              })*
+        }
+    };
+}
+
+both_backends!(
+    revocation_reaches_the_other_instance,
+    membership_changes_reach_every_instance,
+    reconciliation_converges_without_notifications,
+);
