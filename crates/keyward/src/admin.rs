@@ -1,0 +1,110 @@
+//! `org`, `user` and `member` commands.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use anyhow::{anyhow, bail};
+use keyward_core::domain::{Email, Name, Slug};
+use keyward_store::{Actor, Principal, StoreError};
+use serde_json::json;
+
+use crate::cli::{MemberCommand, OrgCommand, UserCommand};
+use crate::context::{print_json, Context};
+
+pub async fn org(config: Option<&Path>, cmd: OrgCommand) -> anyhow::Result<()> {
+    let OrgCommand::Create { slug, name, plan, json } = cmd;
+    let ctx = Context::open(config).await?;
+    let slug = Slug::parse(&slug).map_err(|e| anyhow!(e.0))?;
+    let name = Name::parse(name.as_deref().unwrap_or(slug.as_str())).map_err(|e| anyhow!(e.0))?;
+    let plan = plan.parse().map_err(|e: keyward_core::domain::Invalid| anyhow!(e.0))?;
+    let org = ctx.store.create_org(&slug, name.as_str(), plan).await.map_err(|e| match e {
+        StoreError::Conflict(_) => anyhow!("organization {slug} already exists"),
+        e => e.into(),
+    })?;
+    if json.json {
+        print_json(&json!({ "id": org.id, "slug": org.slug, "name": org.name, "plan": org.plan }));
+    } else {
+        eprintln!("created organization {} ({}, plan {})", org.slug, org.name, org.plan);
+        crate::out!("{}", org.id);
+    }
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.chars().count() < 8 {
+        bail!("the password on stdin must have at least 8 characters");
+    }
+    Ok(password)
+}
+
+pub async fn user(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Create { email, org, role, name, password_stdin, json } = cmd;
+    let ctx = Context::open(config).await?;
+    ctx.check_role(&role)?;
+    let org = ctx.org(&org).await?;
+    let email = Email::parse(&email).map_err(|e| anyhow!(e.0))?;
+    let password_hash = if password_stdin {
+        let password = read_password()?;
+        // argon2id is slow by design; keep it off the async workers.
+        Some(tokio::task::spawn_blocking(move || keyward_core::password::hash(&password)).await?)
+    } else {
+        None
+    };
+    let (user, created) = match ctx.store.user_by_email(&email).await {
+        Ok(user) => {
+            if let Some(phc) = &password_hash {
+                ctx.store.set_password_hash(&user.id, phc).await?;
+            }
+            (user, false)
+        }
+        Err(StoreError::NotFound) => {
+            let default_name = email.as_str().split('@').next().unwrap_or_default().to_owned();
+            let display = Name::parse(name.as_deref().unwrap_or(&default_name)).map_err(|e| anyhow!(e.0))?;
+            (ctx.store.create_user(&email, display.as_str(), password_hash.as_deref()).await?, true)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    ctx.store.add_member(&org.id, &Principal::user(&user.id), &role, &Actor::cli()).await.map_err(|e| match e {
+        StoreError::Conflict(_) => anyhow!("{email} is already a member of {}; use `keyward member set-role`", org.slug),
+        e => e.into(),
+    })?;
+    if json.json {
+        print_json(&json!({ "id": user.id, "email": user.email, "org": org.slug, "role": role, "created": created }));
+    } else {
+        let verb = if created { "created" } else { "added existing user" };
+        eprintln!("{verb} {email} as {role} of {}", org.slug);
+        crate::out!("{}", user.id);
+    }
+    Ok(())
+}
+
+pub async fn member(config: Option<&Path>, cmd: MemberCommand) -> anyhow::Result<()> {
+    let ctx = Context::open(config).await?;
+    match cmd {
+        MemberCommand::SetRole { member, role, json } => {
+            ctx.check_role(&role)?;
+            let (org, user) = ctx.member(&member).await?;
+            let old = ctx.role(&org, &user).await?;
+            ctx.store.set_role(&org.id, user.id.as_str(), &role, &Actor::cli()).await?;
+            if json.json {
+                print_json(&json!({ "org": org.slug, "user": user.email, "role": role, "previous_role": old }));
+            } else {
+                eprintln!("{} is now {role} of {} (was {old})", user.email, org.slug);
+            }
+        }
+        MemberCommand::Remove { member, json } => {
+            let (org, user) = ctx.member(&member).await?;
+            let old = ctx.role(&org, &user).await?;
+            ctx.store.remove_member(&org.id, user.id.as_str(), &Actor::cli()).await?;
+            if json.json {
+                print_json(&json!({ "org": org.slug, "user": user.email, "removed": true, "previous_role": old }));
+            } else {
+                eprintln!("removed {} from {}; their keys there no longer work", user.email, org.slug);
+            }
+        }
+    }
+    Ok(())
+}

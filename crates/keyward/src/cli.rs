@@ -1,0 +1,169 @@
+//! The command line (DESIGN.md, "Command line").
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "keyward", version, about = "API keys, service accounts and OAuth for your API")]
+pub struct Cli {
+    /// Configuration file (default: keyward.toml when present). KEYWARD_* variables override it.
+    #[arg(long, global = true, env = "KEYWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Apply database migrations (serve also does this at start).
+    Migrate {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// People.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Memberships and roles.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Args)]
+pub struct Json {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A person in an organization: `--org SLUG --user EMAIL`.
+#[derive(Args)]
+pub struct Member {
+    #[arg(long)]
+    pub org: String,
+    #[arg(long)]
+    pub user: String,
+}
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization; prints its id.
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "free", value_parser = ["free", "pro", "enterprise"])]
+        plan: String,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a person (or reuse an existing one) and make them a member; prints the user id.
+    Create {
+        email: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Display name (default: the part of the e-mail before the @).
+        #[arg(long)]
+        name: Option<String>,
+        /// Read a password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MemberCommand {
+    /// Change a member's role; takes effect on their keys at the next request.
+    SetRole {
+        #[command(flatten)]
+        member: Member,
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Remove a member; all their keys in the organization stop working at once.
+    Remove {
+        #[command(flatten)]
+        member: Member,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; prints the secret alone (shown this once).
+    Create {
+        #[command(flatten)]
+        member: Member,
+        #[arg(long)]
+        name: String,
+        /// A permission for the key (repeatable); none: the key inherits the user's.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// Lifetime, e.g. 30d, 12h.
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// List keys of an organization (or of one person in it).
+    List {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        include_revoked: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Revoke a key, at once and for good.
+    Revoke {
+        key_id: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Import a key from a previous system, keeping its hash; prints the key id.
+    Import {
+        #[command(flatten)]
+        member: Member,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        source: ImportSource,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct ImportSource {
+    /// SHA-256 of the key, hex.
+    #[arg(long)]
+    pub sha256: Option<String>,
+    /// bcrypt hash of the key ($2a$, $2b$ or $2y$).
+    #[arg(long)]
+    pub bcrypt: Option<String>,
+    /// Read the plain key from stdin (hashed at once; never stored).
+    #[arg(long)]
+    pub plain_stdin: bool,
+}

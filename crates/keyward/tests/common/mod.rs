@@ -1,0 +1,151 @@
+//! The process harness shared by the end-to-end tests: run `keyward` commands against
+//! a test database, and start `keyward serve` on port 0.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use keyward_store::testing::TestDb;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+
+/// Runs `keyward` against `db` in an empty directory (so no keyward.toml is read).
+pub struct Kw {
+    db_url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Kw {
+    pub fn new(db: &TestDb) -> Self {
+        Self { db_url: db.url.clone(), dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("KEYWARD_DATABASE_URL", &self.db_url)
+            .env("KEYWARD_LISTEN", "127.0.0.1:0")
+            .env("KEYWARD_USAGE_FLUSH_INTERVAL", "100ms")
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, "")
+    }
+
+    /// Runs a command that must succeed; returns stdout, trimmed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "keyward {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn serve(&self) -> Served {
+        let mut child = self.command(&["serve"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("keyward listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(30)).expect("the server announces its address");
+        Served { child, base, log, reader }
+    }
+}
+
+pub struct Served {
+    child: Child,
+    pub base: String,
+    log: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Served {
+    pub fn status(&self, path: &str, header: (&str, &str)) -> u16 {
+        reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.base))
+            .header(header.0, header.1)
+            .send()
+            .expect("the server answers")
+            .status()
+            .as_u16()
+    }
+
+    /// Polls until `path` answers `want` (at most `within`); returns how long it took.
+    pub fn until(&self, path: &str, header: (&str, &str), want: u16, within: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let got = self.status(path, header);
+            if got == want {
+                return start.elapsed();
+            }
+            assert!(start.elapsed() < within, "{path} still answers {got}, not {want}, after {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server with SIGKILL: no shutdown path runs.
+    pub fn kill9(self) {
+        let Served { mut child, reader, .. } = self;
+        let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
+        let _ = child.wait();
+        let _ = reader.join();
+    }
+
+    /// Stops the server with SIGTERM and returns its log.
+    pub fn stop(self) -> String {
+        let Served { mut child, log, reader, .. } = self;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
+        // The pipe closes when the process exits: the reader has then seen every line.
+        reader.join().unwrap();
+        let text = log.lock().unwrap().clone();
+        text
+    }
+}
+
+pub fn bearer(key: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {key}"))
+}
+
+/// Runs one case against SQLite and against PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(&keyward_store::testing::TestDb::sqlite()); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                let Some(db) = rt.block_on(keyward_store::testing::TestDb::postgres()) else { return };
+                super::$name(&db);
+            })*
+        }
+    };
+}
