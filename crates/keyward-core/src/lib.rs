@@ -14,7 +14,10 @@
 //! - [`domain`]: small value types: slugs, e-mail addresses, plans, key names.
 //! - [`ids`]: prefixed, time-ordered identifiers.
 //! - [`password`]: argon2id password hashing for people.
+//! - [`assertion`]: registered public keys (PEM, JWK, JWKS) and verification of JWT
+//!   client assertions and JWT-bearer grants (RFC 7523).
 
+pub mod assertion;
 pub mod credential;
 pub mod domain;
 pub mod ids;
