@@ -21,6 +21,8 @@ pub enum Via {
     Bearer,
     BasicUsername,
     BasicApikeyUser,
+    /// A service account's client id and secret as HTTP Basic.
+    BasicClient,
     Header,
 }
 

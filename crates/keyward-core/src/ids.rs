@@ -66,6 +66,20 @@ prefixed_id!(
     /// An audit event.
     EventId, "evt_"
 );
+prefixed_id!(
+    /// A service account: a non-human member of one organization. A generated
+    /// account's OAuth client id is this id; an imported one keeps its own.
+    ServiceAccountId, "sa_"
+);
+prefixed_id!(
+    /// An issued access or refresh token (the row; the secret is only hashed).
+    TokenId, "tok_"
+);
+prefixed_id!(
+    /// A token family: the tokens descended from one grant through refresh-token
+    /// rotation, revoked together when a used refresh token comes back.
+    FamilyId, "fam_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -84,12 +84,13 @@ fn grant_from_row(row: &AnyRow) -> Result<KeyGrant> {
 /// The grant query: a key by one of its secrets, with what authentication needs.
 const GRANT_SELECT: &str = "SELECT k.id, k.org_id, k.principal_kind, k.principal_id, k.name, k.prefix, k.permissions, \
        k.created_at, k.updated_at, k.last_used_at, k.expires_at, k.revoked_at, \
-       s.hash AS secret_hash, s.expires_at AS secret_expires_at, o.slug AS org_slug, o.plan AS org_plan, m.role AS role, u.email AS email \
+       s.hash AS secret_hash, s.expires_at AS secret_expires_at, o.slug AS org_slug, o.plan AS org_plan, m.role AS role, COALESCE(u.email, sa.name) AS email \
      FROM api_key_secrets s \
      JOIN api_keys k ON k.id = s.key_id \
      JOIN orgs o ON o.id = k.org_id \
      LEFT JOIN memberships m ON m.org_id = k.org_id AND m.principal_id = k.principal_id \
-     LEFT JOIN users u ON u.id = k.principal_id";
+     LEFT JOIN users u ON u.id = k.principal_id \
+     LEFT JOIN service_accounts sa ON sa.id = k.principal_id";
 
 async fn insert_key(tx: &mut Transaction<'_, Any>, key: &ApiKey) -> Result<()> {
     sqlx::query(

@@ -8,7 +8,7 @@
 
 use chrono::DateTime;
 use chrono::Utc;
-use keyward_core::ids::{KeyId, OrgId};
+use keyward_core::ids::{FamilyId, KeyId, OrgId};
 use sqlx::postgres::PgListener;
 use sqlx::{Any, Row, Transaction};
 
@@ -36,6 +36,7 @@ fn encode(change: &Change) -> (&'static str, String) {
         Change::Key(id) => ("key", id.to_string()),
         Change::Member { org_id, principal_id } => ("member", format!("{org_id}/{principal_id}")),
         Change::KeyCreated => ("key_created", String::new()),
+        Change::Tokens(family) => ("tokens", family.to_string()),
     }
 }
 
@@ -47,6 +48,7 @@ fn decode(kind: &str, subject: &str) -> Option<Change> {
             Some(Change::Member { org_id: OrgId::parse(org)?, principal_id: principal.to_owned() })
         }
         "key_created" => Some(Change::KeyCreated),
+        "tokens" => FamilyId::parse(subject).map(Change::Tokens),
         _ => None,
     }
 }

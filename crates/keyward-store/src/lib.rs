@@ -14,8 +14,8 @@
 //!
 //! - [`db`]: connecting (SQLite WAL, busy timeout), migrations, readiness.
 //! - [`model`]: the records the store returns.
-//! - [`orgs`], [`members`], [`api_keys`], [`usage`], [`audit`], [`changes`]: the
-//!   queries, one module per table family.
+//! - [`orgs`], [`members`], [`api_keys`], [`service_accounts`], [`tokens`], [`usage`],
+//!   [`audit`], [`changes`]: the queries, one module per table family.
 
 pub mod api_keys;
 pub mod audit;
@@ -24,6 +24,8 @@ pub mod db;
 pub mod members;
 pub mod model;
 pub mod orgs;
+pub mod service_accounts;
+pub mod tokens;
 pub mod usage;
 
 #[cfg(feature = "test-support")]

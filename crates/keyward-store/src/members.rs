@@ -161,8 +161,10 @@ impl Store {
     /// The organization's members, people first by e-mail.
     pub async fn members(&self, org: &OrgId) -> Result<Vec<Member>> {
         let rows = sqlx::query(
-            "SELECT m.principal_id, m.principal_kind, m.role, m.created_at, u.email, u.display_name \
+            "SELECT m.principal_id, m.principal_kind, m.role, m.created_at, COALESCE(u.email, sa.name) AS email, \
+             COALESCE(u.display_name, sa.name) AS display_name \
              FROM memberships m LEFT JOIN users u ON u.id = m.principal_id \
+             LEFT JOIN service_accounts sa ON sa.id = m.principal_id \
              WHERE m.org_id = $1 ORDER BY m.principal_kind DESC, u.email, m.principal_id",
         )
         .bind(org.as_str())

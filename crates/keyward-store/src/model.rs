@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::domain::{Email, Plan, Slug};
-use keyward_core::ids::{EventId, KeyId, OrgId, UserId};
+use keyward_core::assertion::PublicKey;
+use keyward_core::ids::{EventId, FamilyId, KeyId, OrgId, ServiceAccountId, TokenId, UserId};
 use keyward_core::permission::PermissionSet;
-use keyward_core::secret::DisplayPrefix;
+use keyward_core::secret::{DisplayPrefix, SecretHash};
 
 /// An organization (team, workspace, tenant).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +69,10 @@ pub struct Principal {
 impl Principal {
     pub fn user(id: &UserId) -> Self {
         Self { kind: PrincipalKind::User, id: id.to_string() }
+    }
+
+    pub fn service_account(id: &ServiceAccountId) -> Self {
+        Self { kind: PrincipalKind::ServiceAccount, id: id.to_string() }
     }
 }
 
@@ -137,6 +142,211 @@ impl KeyGrant {
     }
 }
 
+impl From<KeyGrant> for CredentialGrant {
+    fn from(found: KeyGrant) -> Self {
+        CredentialGrant {
+            expires_at: found.expires_at(),
+            credential: CredentialRef::ApiKey(found.key.id),
+            prefix: found.key.prefix,
+            org_id: found.key.org_id,
+            org_slug: found.org_slug,
+            org_plan: found.org_plan,
+            principal: found.key.principal,
+            principal_label: found.principal_label,
+            own_permissions: found.key.permissions,
+            role: found.role,
+            secret_hash: found.secret_hash,
+            revoked: found.key.revoked_at.is_some(),
+        }
+    }
+}
+
+/// Which stored credential a secret belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialRef {
+    ApiKey(KeyId),
+    /// An access token issued by the token endpoint to `client_id`.
+    AccessToken { id: TokenId, family: FamilyId, client_id: String },
+    /// A service account's own client secret, presented as HTTP Basic.
+    ClientSecret { account: ServiceAccountId, client_id: String },
+}
+
+impl CredentialRef {
+    /// `api_key`, `access_token` or `client_secret`: the kind shown in `/api/v1/me`,
+    /// `X-Keyward-Credential` and audit events.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CredentialRef::ApiKey(_) => "api_key",
+            CredentialRef::AccessToken { .. } => "access_token",
+            CredentialRef::ClientSecret { .. } => "client_secret",
+        }
+    }
+
+    /// The id of the credential's row: a key id, a token id, a service account id.
+    pub fn id(&self) -> &str {
+        match self {
+            CredentialRef::ApiKey(id) => id.as_str(),
+            CredentialRef::AccessToken { id, .. } => id.as_str(),
+            CredentialRef::ClientSecret { account, .. } => account.as_str(),
+        }
+    }
+
+    pub fn api_key(&self) -> Option<&KeyId> {
+        match self {
+            CredentialRef::ApiKey(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// What any stored credential grants, found by its secret's hash: the one shape the
+/// authentication path works with, whatever the credential's kind.
+#[derive(Clone, Debug)]
+pub struct CredentialGrant {
+    pub credential: CredentialRef,
+    pub prefix: DisplayPrefix,
+    pub org_id: OrgId,
+    pub org_slug: Slug,
+    pub org_plan: Plan,
+    pub principal: Principal,
+    /// The principal's e-mail (person) or name (service account).
+    pub principal_label: String,
+    /// The credential's own permission list (a key's list, a token's scopes); `None`
+    /// inherits everything the principal holds.
+    pub own_permissions: Option<PermissionSet>,
+    /// The principal's role in the organization now; `None`: no longer a member.
+    pub role: Option<String>,
+    /// The stored hash the row was found by, for a constant-time comparison.
+    pub secret_hash: SecretHash,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
+}
+
+/// A service account as listed: never a secret, only what identifies its secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub id: ServiceAccountId,
+    pub org_id: OrgId,
+    pub client_id: String,
+    pub name: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub secrets: Vec<ClientSecretInfo>,
+    pub public_keys: Vec<PublicKey>,
+}
+
+/// One client secret of a service account, as shown: its display prefix and times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientSecretInfo {
+    /// Empty for an imported (bcrypt) secret: nothing of it is known.
+    pub prefix: DisplayPrefix,
+    pub created_at: DateTime<Utc>,
+    /// Set while a rotation's grace period runs.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A new service account. A secret (its hash), public keys, or both.
+#[derive(Clone, Debug)]
+pub struct NewServiceAccount {
+    pub org_id: OrgId,
+    pub name: String,
+    pub role: String,
+    /// `None`: the account's id is its client id. `Some`: an imported client id.
+    pub client_id: Option<String>,
+    pub secret: Option<NewClientSecret>,
+    pub public_keys: Vec<PublicKey>,
+}
+
+/// A client secret to store: SHA-256 of a generated secret, or an imported bcrypt hash.
+#[derive(Clone, Debug)]
+pub enum NewClientSecret {
+    Sha256 { hash: SecretHash, prefix: DisplayPrefix },
+    Bcrypt(keyward_core::legacy::BcryptHash),
+}
+
+/// A service account as the token endpoint needs it to authenticate a client.
+#[derive(Clone, Debug)]
+pub struct ClientRecord {
+    pub account: ServiceAccount,
+    pub org_slug: Slug,
+    pub org_plan: Plan,
+    /// Every live secret's stored hash: `(hash, hash_kind, expires_at)`.
+    pub secret_hashes: Vec<(String, String, Option<DateTime<Utc>>)>,
+}
+
+/// Tokens to issue for one grant.
+#[derive(Clone, Debug)]
+pub struct NewTokens {
+    pub org_id: OrgId,
+    pub principal: Principal,
+    pub client_id: String,
+    /// `None`: everything the principal holds.
+    pub scopes: Option<PermissionSet>,
+    pub access: NewToken,
+    pub refresh: Option<NewToken>,
+    /// The family to add to (refresh rotation); `None` starts a new one.
+    pub family: Option<FamilyId>,
+}
+
+/// One token to store: only its hash.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub hash: SecretHash,
+    pub prefix: DisplayPrefix,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What was stored by [`crate::Store::issue_tokens`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedTokens {
+    pub access_id: TokenId,
+    pub refresh_id: Option<TokenId>,
+    pub family: FamilyId,
+}
+
+/// A refresh token that was exchanged: what the new tokens are issued for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshedGrant {
+    pub family: FamilyId,
+    pub org_id: OrgId,
+    pub principal: Principal,
+    pub scopes: Option<PermissionSet>,
+    /// The principal's role now; `None`: no longer a member, so nothing is issued.
+    pub role: Option<String>,
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// Marked used; issue the next pair in `family`.
+    Exchanged(RefreshedGrant),
+    /// It had been exchanged already: a stolen copy, or a replay. The whole family
+    /// has just been revoked.
+    Reused(FamilyId),
+    /// Unknown, expired, revoked, or issued to another client.
+    Invalid,
+}
+
+/// A token as introspection reports it (RFC 7662).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: TokenId,
+    /// `access` or `refresh`.
+    pub kind: String,
+    pub family: FamilyId,
+    pub org_id: OrgId,
+    pub org_slug: Slug,
+    pub principal: Principal,
+    pub principal_label: String,
+    pub client_id: String,
+    pub scopes: Option<PermissionSet>,
+    pub role: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used: bool,
+    pub revoked: bool,
+}
+
 /// Who did something, for the audit log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
@@ -201,4 +411,6 @@ pub enum Change {
     Member { org_id: OrgId, principal_id: String },
     /// A key was created or imported: clears negative caches, which might hold its hash.
     KeyCreated,
+    /// One token family's tokens: revoked (by a client, or on refresh-token reuse).
+    Tokens(FamilyId),
 }

@@ -1,0 +1,263 @@
+//! OAuth access and refresh tokens: stored as hashes, grouped in families.
+//!
+//! A family is every token descended from one grant. Refresh tokens rotate: exchanging
+//! one marks it used and issues the next pair in the same family. A used refresh token
+//! presented again means two parties hold it (RFC 6819 §5.2.2.3, OAuth 2.1 §4.3.1),
+//! so the whole family is revoked. Revocation writes a `tokens` change, so every cache
+//! drops the family's grants at once.
+
+use chrono::{DateTime, Utc};
+use keyward_core::ids::{FamilyId, OrgId, TokenId};
+use keyward_core::permission::PermissionSet;
+use keyward_core::secret::{DisplayPrefix, SecretHash};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::time::{from_ms, to_ms};
+use crate::{
+    Change, CredentialGrant, CredentialRef, IssuedTokens, NewToken, NewTokens, Principal, PrincipalKind,
+    RefreshOutcome, RefreshedGrant, Result, Store, StoreError, TokenInfo,
+};
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}"))
+}
+
+fn scopes_to_text(p: &Option<PermissionSet>) -> Option<String> {
+    p.as_ref().map(|set| serde_json::to_string(&set.to_strings()).expect("strings serialise"))
+}
+
+fn scopes_from_text(text: Option<String>) -> Result<Option<PermissionSet>> {
+    match text {
+        None => Ok(None),
+        Some(text) => {
+            let list: Vec<String> = serde_json::from_str(&text).map_err(|_| corrupt("scopes", &text))?;
+            Ok(Some(PermissionSet::parse(&list).map_err(|e| StoreError::Corrupt(e.0))?))
+        }
+    }
+}
+
+/// The token joined with its organization, the principal's role and label.
+const TOKEN_SELECT: &str = "SELECT t.hash, t.id, t.kind, t.family_id, t.org_id, t.principal_kind, t.principal_id, \
+       t.client_id, t.scopes, t.prefix, t.created_at, t.expires_at, t.used_at, t.revoked_at, \
+       o.slug AS org_slug, o.plan AS org_plan, m.role AS role, COALESCE(u.email, sa.name) AS label \
+     FROM oauth_tokens t \
+     JOIN orgs o ON o.id = t.org_id \
+     LEFT JOIN memberships m ON m.org_id = t.org_id AND m.principal_id = t.principal_id \
+     LEFT JOIN users u ON u.id = t.principal_id \
+     LEFT JOIN service_accounts sa ON sa.id = t.principal_id";
+
+fn info_from_row(row: &AnyRow) -> Result<TokenInfo> {
+    let id: String = row.try_get("id")?;
+    let family: String = row.try_get("family_id")?;
+    let org: String = row.try_get("org_id")?;
+    let slug: String = row.try_get("org_slug")?;
+    let kind: String = row.try_get("principal_kind")?;
+    let used: Option<i64> = row.try_get("used_at")?;
+    let revoked: Option<i64> = row.try_get("revoked_at")?;
+    let label: Option<String> = row.try_get("label")?;
+    Ok(TokenInfo {
+        id: TokenId::parse(&id).ok_or_else(|| corrupt("token id", &id))?,
+        kind: row.try_get("kind")?,
+        family: FamilyId::parse(&family).ok_or_else(|| corrupt("family id", &family))?,
+        org_id: OrgId::parse(&org).ok_or_else(|| corrupt("org id", &org))?,
+        org_slug: keyward_core::domain::Slug::parse(&slug).map_err(|e| StoreError::Corrupt(e.0))?,
+        principal: Principal { kind: PrincipalKind::parse(&kind)?, id: row.try_get("principal_id")? },
+        principal_label: label.unwrap_or_default(),
+        client_id: row.try_get("client_id")?,
+        scopes: scopes_from_text(row.try_get("scopes")?)?,
+        role: row.try_get("role")?,
+        created_at: from_ms(row.try_get("created_at")?),
+        expires_at: from_ms(row.try_get("expires_at")?),
+        used: used.is_some(),
+        revoked: revoked.is_some(),
+    })
+}
+
+async fn insert_token(
+    tx: &mut Transaction<'_, Any>,
+    new: &NewTokens,
+    family: &FamilyId,
+    kind: &str,
+    token: &NewToken,
+) -> Result<TokenId> {
+    let id = TokenId::generate();
+    sqlx::query(
+        "INSERT INTO oauth_tokens (hash, id, kind, family_id, org_id, principal_kind, principal_id, client_id, scopes, prefix, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(token.hash.to_hex())
+    .bind(id.as_str())
+    .bind(kind)
+    .bind(family.as_str())
+    .bind(new.org_id.as_str())
+    .bind(new.principal.kind.as_str())
+    .bind(&new.principal.id)
+    .bind(&new.client_id)
+    .bind(scopes_to_text(&new.scopes))
+    .bind(token.prefix.as_str())
+    .bind(to_ms(crate::time::now()))
+    .bind(to_ms(token.expires_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(crate::conflict_as("a token with this secret"))?;
+    Ok(id)
+}
+
+impl Store {
+    /// Stores an access token (and a refresh token) for one grant.
+    pub async fn issue_tokens(&self, new: &NewTokens) -> Result<IssuedTokens> {
+        let mut tx = self.pool.begin().await?;
+        let issued = self.issue_in(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    async fn issue_in(&self, tx: &mut Transaction<'_, Any>, new: &NewTokens) -> Result<IssuedTokens> {
+        let family = new.family.clone().unwrap_or_else(FamilyId::generate);
+        let access_id = insert_token(tx, new, &family, "access", &new.access).await?;
+        let refresh_id = match &new.refresh {
+            Some(refresh) => Some(insert_token(tx, new, &family, "refresh", refresh).await?),
+            None => None,
+        };
+        Ok(IssuedTokens { access_id, refresh_id, family })
+    }
+
+    /// What an access token grants, found by its hash.
+    pub async fn token_grant_by_hash(&self, hash: &SecretHash) -> Result<Option<CredentialGrant>> {
+        let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE t.hash = $1 AND t.kind = 'access'"))
+            .bind(hash.to_hex())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored: String = row.try_get("hash")?;
+        let prefix: String = row.try_get("prefix")?;
+        let plan: String = row.try_get("org_plan")?;
+        let info = info_from_row(&row)?;
+        Ok(Some(CredentialGrant {
+            credential: CredentialRef::AccessToken { id: info.id, family: info.family, client_id: info.client_id },
+            prefix: DisplayPrefix::from_stored(prefix),
+            org_id: info.org_id,
+            org_slug: info.org_slug,
+            org_plan: plan.parse().map_err(|e: keyward_core::domain::Invalid| StoreError::Corrupt(e.0))?,
+            principal: info.principal,
+            principal_label: info.principal_label,
+            own_permissions: info.scopes,
+            role: info.role,
+            secret_hash: SecretHash::from_hex(&stored).ok_or_else(|| corrupt("token hash", "…"))?,
+            expires_at: Some(info.expires_at),
+            revoked: info.revoked,
+        }))
+    }
+
+    /// Any token (access or refresh) by its hash, for introspection and revocation.
+    pub async fn token_by_hash(&self, hash: &SecretHash) -> Result<Option<TokenInfo>> {
+        let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE t.hash = $1"))
+            .bind(hash.to_hex())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(info_from_row).transpose()
+    }
+
+    /// Exchanges a refresh token issued to `client_id` for a new pair from `next`
+    /// (whose `family` is ignored: the pair joins the presented token's family). One
+    /// transaction: the old token is marked used only if the new pair is stored.
+    pub async fn refresh_tokens(
+        &self,
+        hash: &SecretHash,
+        client_id: &str,
+        now: DateTime<Utc>,
+        next: impl FnOnce(&RefreshedGrant) -> Option<NewTokens>,
+    ) -> Result<(RefreshOutcome, Option<IssuedTokens>)> {
+        let mut tx = self.pool.begin().await?;
+        // Write first: the conditional update is the single point where two
+        // concurrent exchanges of the same token are told apart (only one matches).
+        let marked = sqlx::query(
+            "UPDATE oauth_tokens SET used_at = $1 WHERE hash = $2 AND kind = 'refresh' AND client_id = $3 \
+             AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 RETURNING id",
+        )
+        .bind(to_ms(now))
+        .bind(hash.to_hex())
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE t.hash = $1 AND t.kind = 'refresh'"))
+            .bind(hash.to_hex())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok((RefreshOutcome::Invalid, None)) };
+        let info = info_from_row(&row)?;
+        if info.client_id != client_id {
+            return Ok((RefreshOutcome::Invalid, None));
+        }
+        if marked.is_none() {
+            if info.used && !info.revoked {
+                // Reuse of an exchanged token: revoke everything it led to.
+                self.revoke_family_in(&mut tx, &info.family, now).await?;
+                tx.commit().await?;
+                return Ok((RefreshOutcome::Reused(info.family), None));
+            }
+            return Ok((RefreshOutcome::Invalid, None));
+        }
+        let grant = RefreshedGrant {
+            family: info.family.clone(),
+            org_id: info.org_id,
+            principal: info.principal,
+            scopes: info.scopes,
+            role: info.role,
+        };
+        let Some(mut new) = next(&grant) else {
+            // Nothing to issue (the principal lost its membership): leave it unused.
+            return Ok((RefreshOutcome::Invalid, None));
+        };
+        new.family = Some(info.family);
+        let issued = self.issue_in(&mut tx, &new).await?;
+        tx.commit().await?;
+        Ok((RefreshOutcome::Exchanged(grant), Some(issued)))
+    }
+
+    async fn revoke_family_in(&self, tx: &mut Transaction<'_, Any>, family: &FamilyId, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE oauth_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+            .bind(to_ms(now))
+            .bind(family.as_str())
+            .execute(&mut **tx)
+            .await?;
+        self.record_change(tx, &Change::Tokens(family.clone())).await
+    }
+
+    /// Revokes a token (RFC 7009) if it was issued to `client_id`: an access token
+    /// alone, a refresh token with its whole family. Returns the family revoked from,
+    /// or `None` when nothing matched (unknown, another client's, already revoked).
+    pub async fn revoke_token(&self, hash: &SecretHash, client_id: &str) -> Result<Option<FamilyId>> {
+        let now = crate::time::now();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE oauth_tokens SET revoked_at = $1 WHERE hash = $2 AND client_id = $3 AND revoked_at IS NULL \
+             RETURNING kind, family_id",
+        )
+        .bind(to_ms(now))
+        .bind(hash.to_hex())
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let kind: String = row.try_get("kind")?;
+        let family: String = row.try_get("family_id")?;
+        let family = FamilyId::parse(&family).ok_or_else(|| corrupt("family id", &family))?;
+        if kind == "refresh" {
+            self.revoke_family_in(&mut tx, &family, now).await?;
+        } else {
+            self.record_change(&mut tx, &Change::Tokens(family.clone())).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(family))
+    }
+
+    /// Revokes a family (a signed-in device, or reuse detected elsewhere).
+    pub async fn revoke_family(&self, family: &FamilyId) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        self.revoke_family_in(&mut tx, family, crate::time::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
