@@ -48,6 +48,7 @@ struct RawConfig {
 struct RawOAuth {
     metadata: bool,
     access_token_ttl: String,
+    refresh_token_ttl: String,
 }
 
 #[derive(Deserialize, Debug)]
@@ -96,7 +97,7 @@ impl Default for RawConfig {
 
 impl Default for RawOAuth {
     fn default() -> Self {
-        Self { metadata: true, access_token_ttl: "1h".into() }
+        Self { metadata: true, access_token_ttl: "1h".into(), refresh_token_ttl: "30d".into() }
     }
 }
 
@@ -174,6 +175,8 @@ pub struct Settings {
     pub api_key_header: HeaderName,
     pub oauth_metadata: bool,
     pub access_token_ttl: Duration,
+    /// How long a refresh token may wait to be exchanged (each exchange issues a new one).
+    pub refresh_token_ttl: Duration,
     pub device_client_ids: Vec<String>,
     pub service_accounts_min_plan: Plan,
     pub roles: Roles,
@@ -307,6 +310,16 @@ impl Settings {
         if usage_flush_interval.is_zero() {
             return Err(bad("usage_flush_interval", &raw.usage_flush_interval, "must be positive"));
         }
+        let token_ttl = |key: &str, value: &str| {
+            let d = duration(key, value)?;
+            // Tokens must expire, and their expiry must fit a timestamp.
+            if d.is_zero() || d > Duration::from_secs(10 * 365 * 24 * 3600) {
+                return Err(bad(key, value, "must lie between 1s and 10 years"));
+            }
+            Ok(d)
+        };
+        let access_token_ttl = token_ttl("oauth.access_token_ttl", &raw.oauth.access_token_ttl)?;
+        let refresh_token_ttl = token_ttl("oauth.refresh_token_ttl", &raw.oauth.refresh_token_ttl)?;
         Ok(Self {
             listen,
             database_url: raw.database_url,
@@ -314,7 +327,8 @@ impl Settings {
             secrets,
             api_key_header,
             oauth_metadata: raw.oauth.metadata,
-            access_token_ttl: duration("oauth.access_token_ttl", &raw.oauth.access_token_ttl)?,
+            access_token_ttl,
+            refresh_token_ttl,
             device_client_ids: raw.device.client_ids,
             service_accounts_min_plan: min_plan,
             roles,

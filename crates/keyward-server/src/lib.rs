@@ -8,6 +8,8 @@
 //! - [`auth`]: credential in, identity out; the grant cache and the change follower.
 //! - [`usage`]: last-used times and counts, written in coalesced batches.
 //! - [`keys`]: the rules for making, importing and rolling keys (API and CLI).
+//! - [`service_accounts`]: the rules for making service accounts and rotating their
+//!   secrets (API and CLI).
 //! - [`gateway`]: the optional second listener that authenticates and forwards to an
 //!   upstream API.
 //! - [`http`]: routes, extractors, the error type and its status mapping.
@@ -20,6 +22,7 @@ pub mod gateway;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod service_accounts;
 pub mod startup;
 pub mod state;
 pub mod usage;

@@ -31,7 +31,7 @@ struct Pending {
     touches: HashMap<KeyId, Touch>,
     /// Completed days (a key used across midnight) and batches a failed flush returned.
     spill: Vec<KeyUsage>,
-    failures: HashMap<(KeyId, &'static str), Failure>,
+    failures: HashMap<(String, &'static str), Failure>,
     dropped_failures: u64,
 }
 
@@ -92,19 +92,20 @@ impl UsageRecorder {
         let reason = rejection.reason();
         let now = Utc::now();
         let mut p = self.pending.lock().expect("not poisoned");
-        let slot = (grant.key_id.clone(), reason);
+        let slot = (grant.credential_label(), reason);
         if let Some(f) = p.failures.get_mut(&slot) {
             f.count += 1;
             f.last = now;
         } else if p.failures.len() < MAX_FAILURE_TALLIES {
             let actor = Actor { kind: "anonymous".into(), id: None, credential: None };
-            let event = AuditEvent::new(Some(&grant.org_id), &actor, "auth.failed").target("api_key", &grant.key_id);
-            p.failures.insert(slot, Failure { event, prefix: grant.key_prefix.as_str().to_owned(), count: 1, last: now });
+            let event = AuditEvent::new(Some(&grant.org_id), &actor, "auth.failed")
+                .target(grant.credential.kind(), grant.credential.id());
+            p.failures.insert(slot, Failure { event, prefix: grant.prefix.as_str().to_owned(), count: 1, last: now });
         } else {
             p.dropped_failures += 1;
         }
         drop(p);
-        tracing::info!(reason, key_id = %grant.key_id, prefix = grant.key_prefix.as_str(), "authentication failed");
+        tracing::info!(reason, credential = %grant.credential_label(), prefix = grant.prefix.as_str(), "authentication failed");
     }
 
     /// Writes everything gathered since the last flush. On failure the batch is kept

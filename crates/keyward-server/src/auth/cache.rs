@@ -81,7 +81,10 @@ impl GrantCache {
         let mut generation = self.generation.write().expect("not poisoned");
         *generation += 1;
         let result = match change.clone() {
-            Change::Key(id) => self.positive.invalidate_entries_if(move |_, g| g.key_id == id),
+            Change::Key(id) => self.positive.invalidate_entries_if(move |_, g| g.credential.api_key() == Some(&id)),
+            Change::Tokens(family) => self.positive.invalidate_entries_if(move |_, g| {
+                matches!(&g.credential, keyward_store::CredentialRef::AccessToken { family: f, .. } if *f == family)
+            }),
             Change::Member { org_id, principal_id } => self
                 .positive
                 .invalidate_entries_if(move |_, g| g.org_id == org_id && g.principal.id == principal_id),

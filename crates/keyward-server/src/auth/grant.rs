@@ -5,32 +5,35 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use keyward_core::credential::Via;
 use keyward_core::domain::{Plan, Slug};
-use keyward_core::ids::{KeyId, OrgId};
+use keyward_core::ids::OrgId;
 use keyward_core::permission::{Permission, PermissionSet, Roles};
 use keyward_core::secret::DisplayPrefix;
-use keyward_store::{KeyGrant, Principal};
+use keyward_store::{CredentialGrant, CredentialRef, Principal};
 
 use crate::http::error::ApiError;
 
-/// Everything a key grants, computed once per cache fill and shared by every request
-/// that presents it. Role permissions come from configuration, which does not change
-/// while the process runs, so `effective` stays right until the key or the membership
-/// changes — and those changes invalidate the entry.
+/// Everything a credential (API key, access token, client secret) grants, computed
+/// once per cache fill and shared by every request that presents it. Role permissions
+/// come from configuration, which does not change while the process runs, so
+/// `effective` stays right until the credential or the membership changes — and those
+/// changes invalidate the entry.
 #[derive(Debug)]
 pub struct Grant {
-    pub key_id: KeyId,
-    pub key_prefix: DisplayPrefix,
+    pub credential: CredentialRef,
+    /// The secret's display prefix (audit events and logs of failed uses).
+    pub prefix: DisplayPrefix,
     pub principal: Principal,
     /// E-mail of a person, name of a service account.
     pub principal_label: String,
     pub org_id: OrgId,
     pub org_slug: Slug,
     pub org_plan: Plan,
-    /// The key's own list; `None` inherits everything the principal holds.
+    /// The credential's own list (a key's permissions, a token's scopes); `None`
+    /// inherits everything the principal holds.
     pub own_permissions: Option<PermissionSet>,
     /// What the principal's role holds now.
     pub role_permissions: PermissionSet,
-    /// own ∩ role: what the key may do.
+    /// own ∩ role: what the credential may do.
     pub effective: PermissionSet,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked: bool,
@@ -41,28 +44,33 @@ pub struct Grant {
 }
 
 impl Grant {
-    pub fn from_key(found: KeyGrant, roles: &Roles) -> Self {
+    pub fn from_found(found: CredentialGrant, roles: &Roles) -> Self {
         let role_permissions = found.role.as_deref().map(|r| roles.permissions_of(r)).unwrap_or_default();
-        let effective = match &found.key.permissions {
+        let effective = match &found.own_permissions {
             Some(own) => own.intersect(&role_permissions),
             None => role_permissions.clone(),
         };
         Self {
-            expires_at: found.expires_at(),
-            key_id: found.key.id,
-            key_prefix: found.key.prefix,
-            principal: found.key.principal,
+            expires_at: found.expires_at,
+            credential: found.credential,
+            prefix: found.prefix,
+            principal: found.principal,
             principal_label: found.principal_label,
-            org_id: found.key.org_id,
+            org_id: found.org_id,
             org_slug: found.org_slug,
             org_plan: found.org_plan,
-            own_permissions: found.key.permissions,
+            own_permissions: found.own_permissions,
             role_permissions,
             effective,
-            revoked: found.key.revoked_at.is_some(),
+            revoked: found.revoked,
             member: found.role.is_some(),
             rendered: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `kind:id` of the credential, as `X-Keyward-Credential` and the audit log show it.
+    pub fn credential_label(&self) -> String {
+        format!("{}:{}", self.credential.kind(), self.credential.id())
     }
 }
 
@@ -102,8 +110,13 @@ impl Identity {
     /// For managing API keys with an API key: the key must name `p` in its own list
     /// (DESIGN.md: "unless it holds api_keys:write / api_keys:read explicitly"), so an
     /// inherit-all or wildcard key pasted into a CI job cannot mint or revoke keys.
+    /// Other credentials (a service account's own secret, an access token) need `p`
+    /// only: they are the principal itself, or what it was granted for this purpose.
     pub fn require_explicit(&self, p: &Permission) -> Result<(), ApiError> {
         self.require(p)?;
+        if self.grant.credential.api_key().is_none() {
+            return Ok(());
+        }
         match &self.grant.own_permissions {
             Some(own) if own.names(p) => Ok(()),
             _ => Err(ApiError::Forbidden(format!(
@@ -117,7 +130,7 @@ impl Identity {
         keyward_store::Actor {
             kind: self.grant.principal.kind.as_str().to_owned(),
             id: Some(self.grant.principal.id.clone()),
-            credential: Some(format!("api_key:{}", self.grant.key_id)),
+            credential: Some(self.grant.credential_label()),
         }
     }
 }

@@ -28,25 +28,48 @@ impl LegacyKeys {
 
     pub(super) async fn find(&self, value: &str, auth: &Authenticator) -> Result<Arc<Grant>, Rejection> {
         let candidates = self.store.bcrypt_key_secrets().await.map_err(Rejection::Unavailable)?;
-        if candidates.is_empty() {
-            return Err(Rejection::Unknown);
-        }
-        let _permit = self.gate.acquire().await.expect("the semaphore is never closed");
-        let plain = value.to_owned();
-        let matched = tokio::task::spawn_blocking(move || {
-            candidates
-                .into_iter()
-                .map(|(hash, _)| hash)
-                .find(|hash| BcryptHash::parse(hash).is_ok_and(|b| b.verify(&plain)))
-        })
-        .await
-        .map_err(|e| Rejection::Unavailable(keyward_store::StoreError::Corrupt(e.to_string())))?;
-        let Some(bcrypt) = matched else { return Err(Rejection::Unknown) };
+        let candidates = candidates.into_iter().map(|(hash, _)| hash).collect();
+        let Some(bcrypt) = self.matching(candidates, value).await? else { return Err(Rejection::Unknown) };
         let fast = SecretHash::of(value);
         self.store.upgrade_bcrypt_secret(&bcrypt, &fast).await.map_err(Rejection::Unavailable)?;
         tracing::info!("an imported bcrypt key was used and re-hashed to the fast form");
         // The failed fast lookup just negative-cached this hash: clear that first.
         auth.cache.apply(&keyward_store::Change::KeyCreated);
-        auth.lookup(&fast).await
+        auth.lookup(&fast, super::Source::ApiKey).await
+    }
+
+    /// An imported client secret: checked against that one client's bcrypt hashes.
+    pub(super) async fn find_client_secret(
+        &self,
+        client_id: &str,
+        secret: &str,
+        auth: &Authenticator,
+    ) -> Result<Arc<Grant>, Rejection> {
+        let Some(client) = self.store.client_by_id(client_id).await.map_err(Rejection::Unavailable)? else {
+            return Err(Rejection::Unknown);
+        };
+        let candidates =
+            client.secret_hashes.into_iter().filter(|(_, kind, _)| kind == "bcrypt").map(|(hash, _, _)| hash).collect();
+        let Some(bcrypt) = self.matching(candidates, secret).await? else { return Err(Rejection::Unknown) };
+        let fast = SecretHash::of(secret);
+        self.store.upgrade_client_secret(&bcrypt, &fast).await.map_err(Rejection::Unavailable)?;
+        tracing::info!(client_id, "an imported bcrypt client secret was used and re-hashed to the fast form");
+        auth.cache.apply(&keyward_store::Change::KeyCreated);
+        auth.lookup(&fast, super::Source::ClientSecret).await
+    }
+
+    /// The bcrypt hash among `candidates` that `plain` matches, checked on a blocking
+    /// thread with at most two checks running at once.
+    async fn matching(&self, candidates: Vec<String>, plain: &str) -> Result<Option<String>, Rejection> {
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let _permit = self.gate.acquire().await.expect("the semaphore is never closed");
+        let plain = plain.to_owned();
+        tokio::task::spawn_blocking(move || {
+            candidates.into_iter().find(|hash| BcryptHash::parse(hash).is_ok_and(|b| b.verify(&plain)))
+        })
+        .await
+        .map_err(|e| Rejection::Unavailable(keyward_store::StoreError::Corrupt(e.to_string())))
     }
 }

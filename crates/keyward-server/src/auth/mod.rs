@@ -25,7 +25,7 @@ use chrono::Utc;
 use keyward_core::credential::{self, Malformed, Presented, Via};
 use keyward_core::permission::Roles;
 use keyward_core::secret::{SecretError, SecretFormat, SecretHash, SecretKind};
-use keyward_store::{Store, StoreError};
+use keyward_store::{CredentialGrant, CredentialRef, Store, StoreError};
 
 pub use cache::GrantCache;
 pub use grant::{Grant, Identity};
@@ -115,7 +115,9 @@ impl Authenticator {
         match &result {
             Ok(identity) => {
                 self.metrics.auth_ok.inc();
-                self.usage.touch(&identity.grant().key_id);
+                if let Some(key) = identity.grant().credential.api_key() {
+                    self.usage.touch(key);
+                }
             }
             Err(rejection) => {
                 self.metrics.auth_rejected(rejection.reason());
@@ -135,20 +137,33 @@ impl Authenticator {
         .ok_or(Rejection::Missing)?;
         let (value, via) = match &presented {
             Presented::Secret { value, via } => (value.as_ref(), *via),
-            // Until client credentials exist, a Basic pair can only be an imported key
-            // given as the username with a (ignored) password.
-            Presented::BasicPair { user, .. } => (user.as_str(), Via::BasicUsername),
+            Presented::BasicPair { user, password } => {
+                // A service account's own secret is recognised by its prefix; anything
+                // else is first an imported key given as the username (precedence 2),
+                // then a client id with an imported secret (precedence 4).
+                if self.secrets.check(password) == Ok(SecretKind::ServiceAccountSecret) {
+                    return Ok(Identity::new(self.client_secret_grant(user, password).await?, Via::BasicClient));
+                }
+                match self.grant_for_secret(user).await {
+                    Err(Rejection::Unknown) => {
+                        return Ok(Identity::new(self.client_secret_grant(user, password).await?, Via::BasicClient))
+                    }
+                    other => return Ok(Identity::new(other?, Via::BasicUsername)),
+                }
+            }
         };
         let grant = self.grant_for_secret(value).await?;
         Ok(Identity::new(grant, via))
     }
 
-    /// The grant a secret carries, checked for revocation, expiry and membership.
-    /// Used by request authentication and by the verify API.
+    /// The grant a secret carries, checked for revocation, expiry and membership: an
+    /// API key (keyward's or imported) or an access token. Used by request
+    /// authentication and by the verify API.
     pub async fn grant_for_secret(&self, value: &str) -> Result<Arc<Grant>, Rejection> {
         let grant = match self.secrets.check(value) {
-            Ok(SecretKind::ApiKey) => self.lookup(&SecretHash::of(value)).await?,
-            // Tokens and service-account secrets are not issued by this version.
+            Ok(SecretKind::ApiKey) => self.lookup(&SecretHash::of(value), Source::ApiKey).await?,
+            Ok(SecretKind::AccessToken) => self.lookup(&SecretHash::of(value), Source::AccessToken).await?,
+            // A refresh token or a client secret alone is not a credential for requests.
             Ok(_) => return Err(Rejection::Unknown),
             Err(SecretError::Malformed | SecretError::Checksum) => return Err(Rejection::Unknown),
             Err(SecretError::Foreign) => {
@@ -159,7 +174,7 @@ impl Authenticator {
                     self.metrics.cache_hit.inc();
                     return Err(Rejection::Unknown);
                 }
-                match self.lookup(&hash).await {
+                match self.lookup(&hash, Source::ApiKey).await {
                     Err(Rejection::Unknown) => self.legacy.find(value, self).await?,
                     other => other?,
                 }
@@ -168,8 +183,37 @@ impl Authenticator {
         check(grant, Utc::now())
     }
 
-    /// The grant for a fast hash: cache first, then one query.
-    async fn lookup(&self, hash: &SecretHash) -> Result<Arc<Grant>, Rejection> {
+    /// A service account's grant for its client id and secret (HTTP Basic on any
+    /// route, and client authentication at the token endpoint). A generated secret
+    /// (`{P}sa_…`) is found by its hash like a key; an imported one is checked against
+    /// the account's bcrypt hash once, then re-hashed to the fast form.
+    pub async fn client_secret_grant(&self, client_id: &str, secret: &str) -> Result<Arc<Grant>, Rejection> {
+        let grant = match self.secrets.check(secret) {
+            Ok(SecretKind::ServiceAccountSecret) => self.lookup(&SecretHash::of(secret), Source::ClientSecret).await?,
+            Ok(_) | Err(SecretError::Malformed | SecretError::Checksum) => return Err(Rejection::Unknown),
+            Err(SecretError::Foreign) => {
+                let hash = SecretHash::of(secret);
+                if self.cache.is_known_unknown(&hash) {
+                    self.metrics.cache_hit.inc();
+                    return Err(Rejection::Unknown);
+                }
+                match self.lookup(&hash, Source::ClientSecret).await {
+                    Err(Rejection::Unknown) => self.legacy.find_client_secret(client_id, secret, self).await?,
+                    other => other?,
+                }
+            }
+        };
+        // The secret must be this client's: a valid secret with another client id is
+        // as wrong as a wrong secret.
+        match &grant.credential {
+            CredentialRef::ClientSecret { client_id: owner, .. } if owner == client_id => check(grant, Utc::now()),
+            _ => Err(Rejection::Unknown),
+        }
+    }
+
+    /// The grant for a fast hash: cache first, then one query to the table `source`
+    /// names (the secret's prefix already told which).
+    async fn lookup(&self, hash: &SecretHash, source: Source) -> Result<Arc<Grant>, Rejection> {
         let generation = match self.cache.get(hash) {
             cache::Lookup::Hit(grant) => {
                 self.metrics.cache_hit.inc();
@@ -183,11 +227,16 @@ impl Authenticator {
         };
         self.metrics.cache_miss.inc();
         let _permit = self.miss_gate.acquire().await.expect("the gate is never closed");
-        match self.store.key_grant_by_hash(hash).await {
+        let found = match source {
+            Source::ApiKey => self.store.key_grant_by_hash(hash).await.map(|f| f.map(CredentialGrant::from)),
+            Source::AccessToken => self.store.token_grant_by_hash(hash).await,
+            Source::ClientSecret => self.store.client_secret_grant_by_hash(hash).await,
+        };
+        match found {
             // The index found the row by equality; the comparison that decides is
             // still made in constant time, independent of the database's.
             Ok(Some(found)) if found.secret_hash.ct_eq(hash) => {
-                let grant = Arc::new(Grant::from_key(found, &self.roles));
+                let grant = Arc::new(Grant::from_found(found, &self.roles));
                 self.cache.insert(generation, *hash, grant.clone());
                 Ok(grant)
             }
@@ -198,6 +247,14 @@ impl Authenticator {
             Err(e) => Err(Rejection::Unavailable(e)),
         }
     }
+}
+
+/// Which table a secret's hash is looked up in.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    ApiKey,
+    AccessToken,
+    ClientSecret,
 }
 
 /// Whether a grant is usable now.

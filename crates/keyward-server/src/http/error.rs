@@ -27,6 +27,10 @@ pub enum ApiError {
     /// 403 `insufficient_scope` with a specific explanation.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 `plan_required`: the organization's plan does not include this (the text
+    /// names the plan needed).
+    #[error("{0}")]
+    PlanRequired(String),
     /// 404 `not_found`: absent, or not visible to this credential (another
     /// organization's or principal's object looks exactly like a missing one).
     #[error("not found")]
@@ -67,7 +71,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MissingCredential | ApiError::InvalidCredential(_) => StatusCode::UNAUTHORIZED,
-            ApiError::InsufficientScope(_) | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::InsufficientScope(_) | ApiError::Forbidden(_) | ApiError::PlanRequired(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::MissingCredential => "unauthorized",
             ApiError::InvalidCredential(_) => "invalid_token",
             ApiError::InsufficientScope(_) | ApiError::Forbidden(_) => "insufficient_scope",
+            ApiError::PlanRequired(_) => "plan_required",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BadRequest(_) => "invalid_request",

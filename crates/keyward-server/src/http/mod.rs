@@ -12,14 +12,19 @@
 //! - [`org`]: `/api/v1/members`, `/api/v1/audit-events`.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`, `/api/v1/openapi.json`.
 //! - [`protected_resource`]: `/.well-known/oauth-protected-resource` (RFC 9728).
+//! - [`service_accounts`]: `/api/v1/service-accounts…`.
+//! - [`oauth`]: `/oauth/token`, `/oauth/introspect`, `/oauth/revoke`,
+//!   `/.well-known/oauth-authorization-server`; their own error shape (RFC 6749 §5.2).
 
 pub mod api_keys;
 pub mod error;
 pub mod extract;
 pub mod identity;
+pub mod oauth;
 pub mod ops;
 pub mod org;
 pub mod protected_resource;
+pub mod service_accounts;
 pub mod verify;
 pub mod views;
 
@@ -56,6 +61,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/keys/verify", post(verify::verify))
         .route("/api/v1/members", get(org::members))
         .route("/api/v1/audit-events", get(org::audit_events))
+        .route("/api/v1/service-accounts", get(service_accounts::list).post(service_accounts::create))
+        .route("/api/v1/service-accounts/{id}", delete(service_accounts::delete))
+        .route("/api/v1/service-accounts/{id}/secret", post(service_accounts::rotate))
+        .route("/api/v1/service-accounts/{id}/public-keys", post(service_accounts::add_key))
+        .route("/api/v1/service-accounts/{id}/public-keys/{kid}", delete(service_accounts::remove_key))
+        .route("/oauth/token", post(oauth::token::token))
+        .route("/oauth/introspect", post(oauth::introspect::introspect))
+        .route("/oauth/revoke", post(oauth::introspect::revoke))
+        .route(oauth::metadata::PATH, get(oauth::metadata::authorization_server))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -71,10 +71,10 @@ pub async fn verify(
     let own_org = &caller.0.grant().org_id;
     let grant = match state.auth.grant_for_secret(req.key.trim()).await {
         Ok(g) => g,
-        Err(Rejection::Expired(g)) if g.org_id == *own_org => {
+        Err(Rejection::Expired(g)) if g.org_id == *own_org && g.credential.api_key().is_some() => {
             return Ok(Json(VerifyResponse {
                 code: VerifyCode::Expired,
-                key_id: Some(g.key_id.to_string()),
+                key_id: Some(g.credential.id().to_owned()),
                 expires_at: g.expires_at,
                 ..VerifyResponse::not_found()
             }))
@@ -82,15 +82,16 @@ pub async fn verify(
         Err(Rejection::Unavailable(e)) => return Err(Rejection::Unavailable(e).into()),
         Err(_) => return Ok(Json(VerifyResponse::not_found())),
     };
-    if grant.org_id != *own_org {
+    // The verify API answers for API keys: a token or client secret is not a key.
+    let Some(key_id) = grant.credential.api_key().filter(|_| grant.org_id == *own_org) else {
         return Ok(Json(VerifyResponse::not_found()));
-    }
-    state.usage.touch(&grant.key_id);
+    };
+    state.usage.touch(key_id);
     let valid = wanted.is_subset_of(&grant.effective);
     Ok(Json(VerifyResponse {
         valid,
         code: if valid { VerifyCode::Valid } else { VerifyCode::InsufficientPermissions },
-        key_id: Some(grant.key_id.to_string()),
+        key_id: Some(key_id.to_string()),
         principal: Some(PrincipalView::new(&grant.principal, &grant.principal_label)),
         org: Some(OrgView { id: grant.org_id.to_string(), slug: grant.org_slug.to_string() }),
         permissions: grant.effective.to_strings(),

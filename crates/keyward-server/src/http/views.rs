@@ -45,7 +45,7 @@ pub struct OrgView {
 /// The credential a request was made with (never the secret).
 #[derive(Serialize, ToSchema, Debug, PartialEq)]
 pub struct CredentialView {
-    /// `api_key`.
+    /// `api_key`, `access_token` or `client_secret`.
     pub kind: &'static str,
     pub id: String,
 }
@@ -65,7 +65,7 @@ impl CallerView {
             principal: PrincipalView::new(&grant.principal, &grant.principal_label),
             org: OrgView { id: grant.org_id.to_string(), slug: grant.org_slug.to_string() },
             permissions: grant.effective.to_strings(),
-            credential: CredentialView { kind: "api_key", id: grant.key_id.to_string() },
+            credential: CredentialView { kind: grant.credential.kind(), id: grant.credential.id().to_owned() },
         }
     }
 }

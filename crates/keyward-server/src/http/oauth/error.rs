@@ -1,0 +1,118 @@
+//! [`OAuthError`]: the error answer of every OAuth endpoint (RFC 6749 §5.2).
+//!
+//! | constructor | status | `error` |
+//! |---|---|---|
+//! | `invalid_request` | 400 | `invalid_request` — missing, repeated or unreadable parameter; two client authentication methods |
+//! | `too_large` | 413 | `invalid_request` — the body is over the limit |
+//! | `invalid_client` | 401 | `invalid_client` — client authentication failed; a `WWW-Authenticate: Basic` challenge when the client tried Basic |
+//! | `invalid_grant` | 400 | `invalid_grant` — the grant (assertion, refresh token) is invalid, expired, revoked, reused or another client's |
+//! | `unauthorized_client` | 400 | `unauthorized_client` — this client may not use this grant |
+//! | `unsupported_grant_type` | 400 | `unsupported_grant_type` |
+//! | `invalid_scope` | 400 | `invalid_scope` — a scope the principal does not hold, or not a permission |
+//! | `unsupported_token_type` | 400 | `unsupported_token_type` (revocation) |
+//! | `unavailable` | 503 | `temporarily_unavailable` — the database cannot be reached |
+//! | `internal` | 500 | `server_error` — logged, never echoed |
+//!
+//! Descriptions never quote a submitted value: it could be a secret.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keyward_store::StoreError;
+
+use crate::auth::Rejection;
+
+/// An OAuth error answer.
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    /// Add `WWW-Authenticate: Basic realm="keyward"` (RFC 6749 §5.2: the client
+    /// authenticated, or tried to, with the Authorization header).
+    basic_challenge: bool,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self { status, code, description: description.into(), basic_challenge: false }
+    }
+
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+    }
+
+    pub fn too_large() -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")
+    }
+
+    pub fn invalid_client(d: impl Into<String>, tried_basic: bool) -> Self {
+        Self { basic_challenge: tried_basic, ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d) }
+    }
+
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
+    }
+
+    pub fn unauthorized_client(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", d)
+    }
+
+    pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", d)
+    }
+
+    pub fn invalid_scope(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
+    }
+
+    pub fn unsupported_token_type(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_token_type", d)
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "the service is unavailable")
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error at an OAuth endpoint");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "error_description": self.description });
+        let mut response = super::json(self.status, body);
+        if self.basic_challenge {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\""));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => OAuthError::unavailable(),
+            other => OAuthError::internal(other),
+        }
+    }
+}
+
+impl OAuthError {
+    /// A failed client authentication: the database being down is not the client's fault.
+    pub fn from_client_rejection(r: Rejection, tried_basic: bool) -> Self {
+        match r {
+            Rejection::Unavailable(e) => e.into(),
+            _ => OAuthError::invalid_client("client authentication failed", tried_basic),
+        }
+    }
+}

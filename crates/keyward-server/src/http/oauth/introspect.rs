@@ -1,0 +1,141 @@
+//! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009).
+//!
+//! Introspection needs an authenticated caller, in one of two ways: a service account
+//! authenticating as an OAuth client (Basic, post or `private_key_jwt`), which learns
+//! about tokens issued to itself; or a Bearer / `X-API-Key` credential holding
+//! `keys:verify` (a backend), which learns about any token of its organization.
+//! Anything else — unknown, expired, revoked, used, another organization's or another
+//! client's — is `{"active": false}` and nothing more, so the answer never tells a
+//! token that exists from one that does not.
+//!
+//! Revocation authenticates the client the same way as the token endpoint (a
+//! device-flow client may name itself with `client_id` alone). It answers `200` for any
+//! token, revoking only one issued to that client: an access token alone, a refresh
+//! token with its whole family.
+
+use std::sync::LazyLock;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use keyward_core::ids::OrgId;
+use keyward_core::permission::Permission;
+use keyward_core::secret::{SecretHash, SecretKind};
+use keyward_store::Change;
+
+use super::client::{self, Client};
+use super::params::Params;
+use super::OAuthError;
+use crate::state::AppState;
+
+static VERIFY: LazyLock<Permission> = LazyLock::new(|| Permission::parse("keys:verify").expect("valid"));
+
+/// Who asks about a token.
+enum Asker {
+    /// A client: tokens issued to it.
+    Client { client_id: String, org_id: OrgId },
+    /// A backend holding `keys:verify`: any token of its organization.
+    Backend { org_id: OrgId },
+}
+
+async fn asker(state: &AppState, headers: &HeaderMap, params: &Params) -> Result<Asker, OAuthError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")));
+    if bearer || headers.contains_key(&state.settings.api_key_header) {
+        let identity = state.auth.authenticate(headers).await.map_err(|r| match r {
+            crate::auth::Rejection::Unavailable(e) => OAuthError::from(e),
+            _ => OAuthError::invalid_client("the credential is not valid", false),
+        })?;
+        if !identity.permissions().allows(&VERIFY) {
+            return Err(OAuthError::invalid_client("introspection needs keys:verify or client authentication", false));
+        }
+        return Ok(Asker::Backend { org_id: identity.grant().org_id.clone() });
+    }
+    match client::authenticate(state, headers, params).await? {
+        Client::Confidential(c) => Ok(Asker::Client { client_id: c.client_id, org_id: c.org_id }),
+        Client::Public(_) | Client::Anonymous => {
+            Err(OAuthError::invalid_client("introspection needs an authenticated client", headers.contains_key(header::AUTHORIZATION)))
+        }
+    }
+}
+
+fn inactive() -> Response {
+    super::json(StatusCode::OK, serde_json::json!({ "active": false }))
+}
+
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match introspection(&state, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn introspection(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+    let params = Params::read(headers, body).await?;
+    let asker = asker(state, headers, &params).await?;
+    let token = params.require("token")?;
+    match state.settings.secrets.check(token) {
+        Ok(SecretKind::AccessToken | SecretKind::RefreshToken) => {}
+        _ => return Ok(inactive()),
+    }
+    let Some(info) = state.store.token_by_hash(&SecretHash::of(token)).await? else { return Ok(inactive()) };
+    let visible = match &asker {
+        Asker::Client { client_id, org_id } => info.client_id == *client_id && info.org_id == *org_id,
+        Asker::Backend { org_id } => info.org_id == *org_id,
+    };
+    let now = Utc::now();
+    let live = !info.revoked && !info.used && info.expires_at > now && info.role.is_some();
+    if !visible || !live {
+        return Ok(inactive());
+    }
+    let holds = state.settings.roles.permissions_of(info.role.as_deref().unwrap_or_default());
+    let effective = match &info.scopes {
+        Some(own) => own.intersect(&holds),
+        None => holds,
+    };
+    let body = serde_json::json!({
+        "active": true,
+        "scope": effective.to_strings().join(" "),
+        "client_id": info.client_id,
+        "username": info.principal_label,
+        "token_type": if info.kind == "refresh" { "refresh_token" } else { "Bearer" },
+        "exp": info.expires_at.timestamp(),
+        "iat": info.created_at.timestamp(),
+        "sub": info.principal.id,
+        "iss": state.settings.public_url,
+        "jti": info.id,
+        "org": { "id": info.org_id, "slug": info.org_slug },
+        "principal_kind": info.principal.kind.as_str(),
+    });
+    Ok(super::json(StatusCode::OK, body))
+}
+
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match revocation(&state, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn revocation(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+    let params = Params::read(headers, body).await?;
+    let client_id = match client::authenticate(state, headers, &params).await? {
+        Client::Confidential(c) => c.client_id,
+        Client::Public(id) if state.settings.device_client_ids.iter().any(|d| *d == id) => id,
+        Client::Public(_) | Client::Anonymous => {
+            return Err(OAuthError::invalid_client("client authentication is required", headers.contains_key(header::AUTHORIZATION)))
+        }
+    };
+    let token = params.require("token")?;
+    if matches!(state.settings.secrets.check(token), Ok(SecretKind::AccessToken | SecretKind::RefreshToken)) {
+        if let Some(family) = state.store.revoke_token(&SecretHash::of(token), &client_id).await? {
+            state.auth.cache().apply(&Change::Tokens(family));
+        }
+    }
+    // RFC 7009 §2.2: 200 whether or not there was anything to revoke.
+    Ok(super::json(StatusCode::OK, serde_json::json!({})))
+}

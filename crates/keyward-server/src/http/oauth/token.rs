@@ -1,0 +1,245 @@
+//! `POST /oauth/token` (RFC 6749 §3.2) and its grants.
+//!
+//! - `client_credentials` (§4.4): a service account authenticated by secret or
+//!   `private_key_jwt` gets an access token for itself. No refresh token (§4.4.3): it
+//!   can always authenticate again.
+//! - `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1): a JWT signed by the
+//!   account's registered key is the grant; the answer carries an access token and a
+//!   refresh token, so a holder of the private key need not sign one assertion per hour.
+//! - `refresh_token` (§6): rotation — the presented token is used up and a new pair
+//!   issued in the same family; a used token presented again revokes the family.
+//!
+//! A requested `scope` (space-separated permissions) must be a subset of what the
+//! principal holds (`invalid_scope` otherwise); without one, the token follows the
+//! principal's permissions at every request. Tokens are opaque, typed (`{P}at_`,
+//! `{P}rt_`) and stored hashed.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use keyward_core::ids::OrgId;
+use keyward_core::permission::PermissionSet;
+use keyward_core::secret::{PlainSecret, SecretHash, SecretKind};
+use keyward_store::{Actor, AuditEvent, NewToken, NewTokens, Principal, RefreshOutcome};
+
+use super::client::{self, AssertionFailure, Client};
+use super::params::Params;
+use super::OAuthError;
+use crate::state::AppState;
+
+pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub const REFRESH_TOKEN: &str = "refresh_token";
+pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The grants this server answers, for the metadata document.
+pub const GRANTS: &[&str] = &[CLIENT_CREDENTIALS, JWT_BEARER, REFRESH_TOKEN];
+
+/// The token endpoint.
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match answer(&state, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+    let params = Params::read(headers, body).await?;
+    let client = client::authenticate(state, headers, &params).await?;
+    let grant_type = params.require("grant_type")?;
+    match grant_type {
+        CLIENT_CREDENTIALS => client_credentials(state, client, &params).await,
+        JWT_BEARER => jwt_bearer(state, client, &params).await,
+        REFRESH_TOKEN => refresh(state, client, &params).await,
+        DEVICE_CODE => Err(OAuthError::unsupported_grant_type("the device authorization grant is not offered by this server yet")),
+        _ => Err(OAuthError::unsupported_grant_type("this grant type is not supported")),
+    }
+}
+
+/// The `scope` parameter as permissions, each held in `holds`. `None`: not asked.
+fn requested_scope(params: &Params, holds: &PermissionSet) -> Result<Option<PermissionSet>, OAuthError> {
+    let Some(scope) = params.get("scope") else { return Ok(None) };
+    let set = PermissionSet::parse(scope.split(' ').filter(|s| !s.is_empty()))
+        .map_err(|_| OAuthError::invalid_scope("scope must be space-separated permissions (resource:action)"))?;
+    if let Some(missing) = set.iter().find(|p| !holds.allows(p)) {
+        return Err(OAuthError::invalid_scope(format!("the principal does not hold {missing}")));
+    }
+    Ok(Some(set))
+}
+
+/// A service account that proved itself, or the right refusal for any other client.
+fn confidential(client: Client) -> Result<client::ServiceClient, OAuthError> {
+    match client {
+        Client::Confidential(c) => Ok(c),
+        Client::Public(_) => Err(OAuthError::unauthorized_client("this client may not use this grant")),
+        Client::Anonymous => Err(OAuthError::invalid_client("client authentication is required", false)),
+    }
+}
+
+async fn client_credentials(state: &AppState, client: Client, params: &Params) -> Result<Response, OAuthError> {
+    let client = confidential(client)?;
+    let scopes = requested_scope(params, &client.permissions)?;
+    let effective = scopes.clone().unwrap_or_else(|| client.permissions.clone());
+    let issued = Issue {
+        org_id: client.org_id.clone(),
+        principal: client.principal(),
+        client_id: client.client_id.clone(),
+        scopes,
+        refresh: false,
+    };
+    issued.store(state, &effective).await
+}
+
+async fn jwt_bearer(state: &AppState, client: Client, params: &Params) -> Result<Response, OAuthError> {
+    let expected = match &client {
+        Client::Confidential(c) => Some(c.client_id.clone()),
+        Client::Public(_) => return Err(OAuthError::unauthorized_client("this client may not use this grant")),
+        Client::Anonymous => None,
+    };
+    let assertion = params.require("assertion")?;
+    let account = client::by_assertion(state, assertion, expected.as_deref()).await.map_err(|e| match e {
+        AssertionFailure::Store(e) => e.into(),
+        AssertionFailure::Refused(why) => OAuthError::invalid_grant(format!("the assertion is refused: {why}")),
+    })?;
+    let scopes = requested_scope(params, &account.permissions)?;
+    let effective = scopes.clone().unwrap_or_else(|| account.permissions.clone());
+    let issued = Issue {
+        org_id: account.org_id.clone(),
+        principal: account.principal(),
+        client_id: account.client_id.clone(),
+        scopes,
+        refresh: true,
+    };
+    issued.store(state, &effective).await
+}
+
+async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Response, OAuthError> {
+    let client_id = match &client {
+        Client::Confidential(c) => c.client_id.clone(),
+        // Public clients (the device-flow clients) refresh with their id alone.
+        Client::Public(id) if state.settings.device_client_ids.iter().any(|d| d == id) => id.clone(),
+        Client::Public(_) | Client::Anonymous => {
+            return Err(OAuthError::invalid_client("client authentication is required", false))
+        }
+    };
+    let presented = params.require("refresh_token")?;
+    if state.settings.secrets.check(presented) != Ok(SecretKind::RefreshToken) {
+        return Err(OAuthError::invalid_grant("the refresh token is not valid"));
+    }
+    let hash = SecretHash::of(presented);
+    let access = state.settings.secrets.generate(SecretKind::AccessToken);
+    let refresh = state.settings.secrets.generate(SecretKind::RefreshToken);
+    let now = Utc::now();
+    let (access_ttl, refresh_ttl) = lifetimes(state);
+    let roles = &state.settings.roles;
+    // Filled by the closure: what the new access token may do, or why none is issued.
+    let mut outcome: Result<PermissionSet, OAuthError> = Err(OAuthError::invalid_grant("the refresh token is not valid"));
+    let (result, issued) = state
+        .store
+        .refresh_tokens(&hash, &client_id, now, |g| {
+            let holds = roles.permissions_of(g.role.as_deref()?);
+            // The grant never widens: what it had, narrowed to what the principal holds.
+            let allowed = match &g.scopes {
+                Some(s) => s.intersect(&holds),
+                None => holds,
+            };
+            let scopes = match requested_scope(params, &allowed) {
+                Ok(asked) => asked.or_else(|| g.scopes.clone()),
+                Err(e) => {
+                    outcome = Err(e);
+                    return None;
+                }
+            };
+            outcome = Ok(scopes.clone().unwrap_or_else(|| allowed.clone()));
+            Some(NewTokens {
+                org_id: g.org_id.clone(),
+                principal: g.principal.clone(),
+                client_id: client_id.clone(),
+                scopes,
+                access: NewToken { hash: access.hash(), prefix: access.display_prefix(), expires_at: now + access_ttl },
+                refresh: Some(NewToken { hash: refresh.hash(), prefix: refresh.display_prefix(), expires_at: now + refresh_ttl }),
+                family: None,
+            })
+        })
+        .await?;
+    match result {
+        RefreshOutcome::Exchanged(_) => {
+            let effective = outcome?;
+            let issued = issued.ok_or_else(|| OAuthError::internal("an exchanged refresh token issued nothing"))?;
+            tracing::debug!(family = %issued.family, "refresh token exchanged");
+            Ok(token_response(&access, Some(&refresh), state, &effective))
+        }
+        RefreshOutcome::Reused(family) => {
+            state.auth.cache().apply(&keyward_store::Change::Tokens(family.clone()));
+            tracing::warn!(%family, client_id, "a used refresh token was presented again; its family is revoked");
+            audit_reuse(state, &hash, &client_id).await;
+            Err(OAuthError::invalid_grant("the refresh token was already used; its tokens are revoked"))
+        }
+        RefreshOutcome::Invalid => Err(outcome.err().unwrap_or_else(|| OAuthError::invalid_grant("the refresh token is not valid"))),
+    }
+}
+
+/// Records a refresh-token reuse in the organization's audit log.
+async fn audit_reuse(state: &AppState, hash: &SecretHash, client_id: &str) {
+    let Ok(Some(info)) = state.store.token_by_hash(hash).await else { return };
+    let actor = Actor { kind: "client".into(), id: Some(client_id.to_owned()), credential: None };
+    let event = AuditEvent::new(Some(&info.org_id), &actor, "oauth.refresh_token_reused")
+        .target("token_family", &info.family)
+        .detail(serde_json::json!({ "client_id": client_id }));
+    if let Err(e) = state.store.append_events(&[event]).await {
+        tracing::warn!(error = %e, "the refresh-token reuse could not be audited");
+    }
+}
+
+/// Tokens to issue for a grant that is not a refresh.
+struct Issue {
+    org_id: OrgId,
+    principal: Principal,
+    client_id: String,
+    scopes: Option<PermissionSet>,
+    refresh: bool,
+}
+
+impl Issue {
+    async fn store(self, state: &AppState, effective: &PermissionSet) -> Result<Response, OAuthError> {
+        let now = Utc::now();
+        let (access_ttl, refresh_ttl) = lifetimes(state);
+        let access = state.settings.secrets.generate(SecretKind::AccessToken);
+        let refresh = self.refresh.then(|| state.settings.secrets.generate(SecretKind::RefreshToken));
+        let new = NewTokens {
+            org_id: self.org_id,
+            principal: self.principal,
+            client_id: self.client_id,
+            scopes: self.scopes,
+            access: NewToken { hash: access.hash(), prefix: access.display_prefix(), expires_at: now + access_ttl },
+            refresh: refresh
+                .as_ref()
+                .map(|r| NewToken { hash: r.hash(), prefix: r.display_prefix(), expires_at: now + refresh_ttl }),
+            family: None,
+        };
+        state.store.issue_tokens(&new).await?;
+        Ok(token_response(&access, refresh.as_ref(), state, effective))
+    }
+}
+
+/// How long access and refresh tokens live (configuration; checked at start to fit).
+fn lifetimes(state: &AppState) -> (chrono::Duration, chrono::Duration) {
+    let of = |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    (of(state.settings.access_token_ttl), of(state.settings.refresh_token_ttl))
+}
+
+/// The successful answer (RFC 6749 §5.1).
+fn token_response(access: &PlainSecret, refresh: Option<&PlainSecret>, state: &AppState, effective: &PermissionSet) -> Response {
+    let mut body = serde_json::json!({
+        "access_token": access.expose(),
+        "token_type": "Bearer",
+        "expires_in": state.settings.access_token_ttl.as_secs(),
+        "scope": effective.to_strings().join(" "),
+    });
+    if let Some(r) = refresh {
+        body["refresh_token"] = serde_json::Value::String(r.expose().to_owned());
+    }
+    super::json(StatusCode::OK, body)
+}

@@ -1,0 +1,231 @@
+//! `/api/v1/service-accounts…`: the organization's non-human members, their client
+//! secrets (shown once) and registered public keys.
+
+use std::sync::LazyLock;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use keyward_core::ids::ServiceAccountId;
+use keyward_core::permission::Permission;
+use keyward_store::{Change, ServiceAccount};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiPath, Caller};
+use crate::service_accounts::{self as rules, AccountRequest, OrgRef};
+use crate::state::AppState;
+
+static READ: LazyLock<Permission> = LazyLock::new(|| Permission::parse("service_accounts:read").expect("valid"));
+static WRITE: LazyLock<Permission> = LazyLock::new(|| Permission::parse("service_accounts:write").expect("valid"));
+
+/// A client secret as listed: what identifies it, never the secret.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct SecretView {
+    /// The first 12 characters (empty for an imported secret).
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    /// Set while a rotation's grace period runs.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A registered public key.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct PublicKeyView {
+    pub kid: String,
+    /// `RS256`, `ES256` or `EdDSA`.
+    pub alg: String,
+}
+
+/// A service account as listed.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct AccountView {
+    pub id: String,
+    /// Always `service_account`.
+    pub kind: &'static str,
+    /// The OAuth client id: the account's id, or the one it was imported with.
+    pub client_id: String,
+    pub name: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub secrets: Vec<SecretView>,
+    pub public_keys: Vec<PublicKeyView>,
+    /// The plain client secret: only in the response that made it, this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+impl AccountView {
+    fn new(a: ServiceAccount, client_secret: Option<String>) -> Self {
+        Self {
+            id: a.id.to_string(),
+            kind: "service_account",
+            client_id: a.client_id,
+            name: a.name,
+            role: a.role,
+            created_at: a.created_at,
+            secrets: a
+                .secrets
+                .into_iter()
+                .map(|s| SecretView { prefix: s.prefix.as_str().to_owned(), created_at: s.created_at, expires_at: s.expires_at })
+                .collect(),
+            public_keys: a
+                .public_keys
+                .iter()
+                .map(|k| PublicKeyView { kid: k.kid().to_owned(), alg: k.alg().as_str().to_owned() })
+                .collect(),
+            client_secret,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountList {
+    pub data: Vec<AccountView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccountBody {
+    /// 1–100 characters.
+    pub name: String,
+    /// Default `member`; the caller must hold every permission of the role.
+    pub role: Option<String>,
+    /// PEM or JWK texts (a JWKS gives several keys).
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+    /// Make a client secret; default: yes unless public keys are given.
+    pub secret: Option<bool>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// How long the old secrets keep working (0–604800 s, default 0).
+    #[serde(default)]
+    pub grace_seconds: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddKeyBody {
+    /// PEM or JWK text.
+    pub public_key: String,
+    /// The key id; default: the JWK's `kid`, else its RFC 7638 thumbprint.
+    pub kid: Option<String>,
+}
+
+impl From<rules::AccountRuleError> for ApiError {
+    fn from(e: rules::AccountRuleError) -> Self {
+        match e {
+            rules::AccountRuleError::Invalid(m) => ApiError::Validation(m),
+            e @ rules::AccountRuleError::PlanTooLow { .. } => ApiError::PlanRequired(e.to_string()),
+            e @ rules::AccountRuleError::RoleNotHeld(_) => ApiError::Forbidden(e.to_string()),
+            rules::AccountRuleError::Store(s) => s.into(),
+        }
+    }
+}
+
+fn parse_id(id: &str) -> Result<ServiceAccountId, ApiError> {
+    ServiceAccountId::parse(id).ok_or(ApiError::NotFound)
+}
+
+/// The organization's service accounts.
+#[utoipa::path(get, path = "/api/v1/service-accounts", tag = "service-accounts",
+    responses((status = 200, body = AccountList), (status = 403, body = super::views::ErrorBody)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<AccountList>, ApiError> {
+    caller.0.require(&READ)?;
+    let accounts = state.store.service_accounts(&caller.0.grant().org_id).await?;
+    Ok(Json(AccountList { data: accounts.into_iter().map(|a| AccountView::new(a, None)).collect() }))
+}
+
+/// Makes a service account; its client secret is in this response only.
+#[utoipa::path(post, path = "/api/v1/service-accounts", tag = "service-accounts", request_body = CreateAccountBody,
+    responses((status = 201, body = AccountView), (status = 403, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateAccountBody>,
+) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+    caller.0.require(&WRITE)?;
+    let grant = caller.0.grant();
+    let req = AccountRequest { name: body.name, role: body.role, public_keys: body.public_keys, secret: body.secret };
+    let (account, secret) = rules::create(
+        &state.store,
+        &state.settings.secrets,
+        &state.settings.roles,
+        state.settings.service_accounts_min_plan,
+        OrgRef { id: &grant.org_id, plan: grant.org_plan },
+        Some(&grant.effective),
+        &req,
+        &caller.0.actor(),
+    )
+    .await?;
+    // The new secret's hash may be negative-cached here from an earlier probe.
+    state.auth.cache().apply(&Change::KeyCreated);
+    Ok((StatusCode::CREATED, Json(AccountView::new(account, secret.map(|s| s.expose().to_owned())))))
+}
+
+/// Deletes an account: its secrets, keys and tokens stop working at once.
+#[utoipa::path(delete, path = "/api/v1/service-accounts/{id}", tag = "service-accounts",
+    responses((status = 204), (status = 404, body = super::views::ErrorBody)))]
+pub async fn delete(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+    caller.0.require(&WRITE)?;
+    let id = parse_id(&id)?;
+    let org = caller.0.grant().org_id.clone();
+    state.store.delete_service_account(&org, &id, &caller.0.actor()).await?;
+    state.auth.cache().apply(&Change::Member { org_id: org, principal_id: id.to_string() });
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new client secret, shown once; the old ones keep working for `grace_seconds`.
+#[utoipa::path(post, path = "/api/v1/service-accounts/{id}/secret", tag = "service-accounts", request_body = RotateBody,
+    responses((status = 200, body = AccountView), (status = 404, body = super::views::ErrorBody)))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Option<RotateBody>>,
+) -> Result<Json<AccountView>, ApiError> {
+    caller.0.require(&WRITE)?;
+    let id = parse_id(&id)?;
+    let org = caller.0.grant().org_id.clone();
+    let grace = body.unwrap_or_default().grace_seconds;
+    let (account, secret) = rules::rotate(&state.store, &state.settings.secrets, &org, &id, grace, &caller.0.actor()).await?;
+    state.auth.cache().apply(&Change::Member { org_id: org, principal_id: id.to_string() });
+    state.auth.cache().apply(&Change::KeyCreated);
+    Ok(Json(AccountView::new(account, Some(secret.expose().to_owned()))))
+}
+
+/// Registers another public key for signed assertions.
+#[utoipa::path(post, path = "/api/v1/service-accounts/{id}/public-keys", tag = "service-accounts", request_body = AddKeyBody,
+    responses((status = 201, body = AccountView), (status = 404, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
+pub async fn add_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<AddKeyBody>,
+) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+    caller.0.require(&WRITE)?;
+    let id = parse_id(&id)?;
+    let key = keyward_core::assertion::PublicKey::parse(&body.public_key, body.kid.as_deref())
+        .map_err(|e| ApiError::Validation(format!("public key: {}", e.0)))?;
+    let account = state.store.add_public_key(&caller.0.grant().org_id, &id, &key, &caller.0.actor()).await?;
+    Ok((StatusCode::CREATED, Json(AccountView::new(account, None))))
+}
+
+/// Removes a registered public key: assertions signed with it are refused from now.
+#[utoipa::path(delete, path = "/api/v1/service-accounts/{id}/public-keys/{kid}", tag = "service-accounts",
+    responses((status = 204), (status = 404, body = super::views::ErrorBody)))]
+pub async fn remove_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, kid)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.0.require(&WRITE)?;
+    let id = parse_id(&id)?;
+    state.store.remove_public_key(&caller.0.grant().org_id, &id, &kid, &caller.0.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

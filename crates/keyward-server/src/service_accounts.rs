@@ -1,0 +1,226 @@
+//! The rules for making service accounts and rotating their secrets, shared by the HTTP
+//! API and the admin commands so both refuse the same things in the same words.
+//!
+//! - A name is required (1–100 characters); the role must exist.
+//! - The organization's plan must be at least `service_accounts.min_plan`.
+//! - Through the API, the creator must hold every permission of the account's role: an
+//!   account is a credential, and nobody may mint one stronger than themselves.
+//! - An account has a client secret, registered public keys, or both. The secret is
+//!   generated here (`{P}sa_…`) and shown once; only its SHA-256 is stored. Imported
+//!   secrets are kept as the bcrypt hash they came with until their first use.
+
+use chrono::Duration;
+use keyward_core::assertion::PublicKey;
+use keyward_core::domain::{Name, Plan};
+use keyward_core::ids::{OrgId, ServiceAccountId};
+use keyward_core::legacy::BcryptHash;
+use keyward_core::permission::{PermissionSet, Roles};
+use keyward_core::secret::{PlainSecret, SecretFormat, SecretKind};
+use keyward_store::{Actor, NewClientSecret, NewServiceAccount, Org, ServiceAccount, Store, StoreError};
+
+use crate::keys::MAX_GRACE_SECONDS;
+
+/// The role a service account gets when none is asked for.
+pub const DEFAULT_ROLE: &str = "member";
+
+/// Why an account request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountRuleError {
+    /// A value breaks a rule (HTTP 422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The organization's plan is below the configured minimum (HTTP 403 `plan_required`).
+    #[error("service accounts need the {required} plan or higher; this organization is on {plan}")]
+    PlanTooLow { required: Plan, plan: Plan },
+    /// The creator does not hold every permission of the role (HTTP 403).
+    #[error("a service account cannot be given the role {0}, which holds permissions its creator lacks")]
+    RoleNotHeld(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What someone asks for when making an account.
+#[derive(Clone, Debug, Default)]
+pub struct AccountRequest {
+    pub name: String,
+    pub role: Option<String>,
+    /// PEM or JWK texts.
+    pub public_keys: Vec<String>,
+    /// Make a client secret. `None`: yes, unless public keys are given.
+    pub secret: Option<bool>,
+}
+
+/// The organization an account is made in: its id and plan.
+#[derive(Clone, Copy)]
+pub struct OrgRef<'a> {
+    pub id: &'a OrgId,
+    pub plan: Plan,
+}
+
+impl<'a> From<&'a Org> for OrgRef<'a> {
+    fn from(org: &'a Org) -> Self {
+        OrgRef { id: &org.id, plan: org.plan }
+    }
+}
+
+/// Checks the plan and the role; `holds` is the creator's permissions (`None`: an admin
+/// command, which may give any role).
+pub fn check_org_and_role(
+    min_plan: Plan,
+    roles: &Roles,
+    plan: Plan,
+    role: &str,
+    holds: Option<&PermissionSet>,
+) -> Result<(), AccountRuleError> {
+    if plan < min_plan {
+        return Err(AccountRuleError::PlanTooLow { required: min_plan, plan });
+    }
+    let Some(role_permissions) = roles.role(role) else {
+        let known: Vec<&str> = roles.names().collect();
+        return Err(AccountRuleError::Invalid(format!("unknown role {role}; use one of {}", known.join(", "))));
+    };
+    if let Some(holds) = holds {
+        if !role_permissions.iter().all(|p| holds.allows(p)) {
+            return Err(AccountRuleError::RoleNotHeld(role.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Parses each PEM or JWK text (a JWKS gives several keys).
+pub fn parse_public_keys(texts: &[String]) -> Result<Vec<PublicKey>, AccountRuleError> {
+    let mut keys = Vec::new();
+    for text in texts {
+        let parsed = PublicKey::parse_many(text).map_err(|e| AccountRuleError::Invalid(format!("public key: {}", e.0)))?;
+        keys.extend(parsed);
+    }
+    Ok(keys)
+}
+
+fn new_secret(secrets: &SecretFormat) -> (PlainSecret, NewClientSecret) {
+    let plain = secrets.generate(SecretKind::ServiceAccountSecret);
+    let stored = NewClientSecret::Sha256 { hash: plain.hash(), prefix: plain.display_prefix() };
+    (plain, stored)
+}
+
+/// Makes an account in `org`; returns it with its client secret (when one was made),
+/// shown this once.
+#[allow(clippy::too_many_arguments)]
+pub async fn create(
+    store: &Store,
+    secrets: &SecretFormat,
+    roles: &Roles,
+    min_plan: Plan,
+    org: OrgRef<'_>,
+    holds: Option<&PermissionSet>,
+    req: &AccountRequest,
+    actor: &Actor,
+) -> Result<(ServiceAccount, Option<PlainSecret>), AccountRuleError> {
+    let name = Name::parse(&req.name).map_err(|e| AccountRuleError::Invalid(e.0))?;
+    let role = req.role.as_deref().unwrap_or(DEFAULT_ROLE);
+    check_org_and_role(min_plan, roles, org.plan, role, holds)?;
+    let public_keys = parse_public_keys(&req.public_keys)?;
+    let with_secret = req.secret.unwrap_or(public_keys.is_empty());
+    if !with_secret && public_keys.is_empty() {
+        return Err(AccountRuleError::Invalid("a service account needs a client secret or a public key".into()));
+    }
+    let (plain, secret) = if with_secret {
+        let (plain, stored) = new_secret(secrets);
+        (Some(plain), Some(stored))
+    } else {
+        (None, None)
+    };
+    let new = NewServiceAccount {
+        org_id: org.id.clone(),
+        name: name.as_str().to_owned(),
+        role: role.to_owned(),
+        client_id: None,
+        secret,
+        public_keys,
+    };
+    let account = store.create_service_account(&new, actor).await?;
+    Ok((account, plain))
+}
+
+/// Registers an account whose bcrypt-hashed client secret comes from another system
+/// (an admin command): the client id and secret keep working unchanged.
+#[allow(clippy::too_many_arguments)]
+pub async fn import(
+    store: &Store,
+    roles: &Roles,
+    min_plan: Plan,
+    org: OrgRef<'_>,
+    client_id: &str,
+    bcrypt: &BcryptHash,
+    name: Option<&str>,
+    role: Option<&str>,
+    actor: &Actor,
+) -> Result<ServiceAccount, AccountRuleError> {
+    if client_id.is_empty() || client_id.len() > 255 || client_id.chars().any(|c| c.is_control() || c == ':') {
+        return Err(AccountRuleError::Invalid(
+            "a client id must be 1–255 characters, without ':' or control characters".into(),
+        ));
+    }
+    let name = Name::parse(name.unwrap_or(client_id)).map_err(|e| AccountRuleError::Invalid(e.0))?;
+    let role = role.unwrap_or(DEFAULT_ROLE);
+    check_org_and_role(min_plan, roles, org.plan, role, None)?;
+    let new = NewServiceAccount {
+        org_id: org.id.clone(),
+        name: name.as_str().to_owned(),
+        role: role.to_owned(),
+        client_id: Some(client_id.to_owned()),
+        secret: Some(NewClientSecret::Bcrypt(bcrypt.clone())),
+        public_keys: Vec::new(),
+    };
+    Ok(store.create_service_account(&new, actor).await?)
+}
+
+/// A new client secret; the old ones keep working for `grace_seconds` (0: they stop now).
+pub async fn rotate(
+    store: &Store,
+    secrets: &SecretFormat,
+    org: &OrgId,
+    id: &ServiceAccountId,
+    grace_seconds: i64,
+    actor: &Actor,
+) -> Result<(ServiceAccount, PlainSecret), AccountRuleError> {
+    if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
+        return Err(AccountRuleError::Invalid(format!("grace_seconds must be between 0 and {MAX_GRACE_SECONDS}")));
+    }
+    let (plain, stored) = new_secret(secrets);
+    let account = store.rotate_client_secret(org, id, &stored, Duration::seconds(grace_seconds), actor).await?;
+    Ok((account, plain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+        use keyward_core::permission::{default_roles, DEFAULT_CATALOGUE};
+
+
+    fn roles() -> Roles {
+        let catalogue: Vec<String> = DEFAULT_CATALOGUE.iter().map(|s| s.to_string()).collect();
+        Roles::new(&catalogue, &default_roles()).unwrap()
+    }
+
+    #[test]
+    fn the_plan_must_reach_the_minimum() {
+        let r = roles();
+        assert!(check_org_and_role(Plan::Free, &r, Plan::Free, "member", None).is_ok());
+        let err = check_org_and_role(Plan::Pro, &r, Plan::Free, "member", None).unwrap_err();
+        assert!(matches!(err, AccountRuleError::PlanTooLow { required: Plan::Pro, plan: Plan::Free }));
+        assert!(err.to_string().contains("pro"), "{err}");
+        assert!(check_org_and_role(Plan::Pro, &r, Plan::Enterprise, "member", None).is_ok());
+    }
+
+    #[test]
+    fn nobody_makes_an_account_stronger_than_themselves() {
+        let r = roles();
+        let member = r.permissions_of("member");
+        assert!(check_org_and_role(Plan::Free, &r, Plan::Free, "viewer", Some(&member)).is_ok());
+        let err = check_org_and_role(Plan::Free, &r, Plan::Free, "admin", Some(&member)).unwrap_err();
+        assert!(matches!(err, AccountRuleError::RoleNotHeld(_)));
+        let err = check_org_and_role(Plan::Free, &r, Plan::Free, "wizard", None).unwrap_err();
+        assert!(matches!(err, AccountRuleError::Invalid(_)));
+    }
+}
