@@ -35,6 +35,66 @@ pub enum Command {
     /// API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Service accounts: non-human members with a client secret or a public key.
+    #[command(subcommand, name = "serviceaccount", alias = "service-account")]
+    ServiceAccount(ServiceAccountCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ServiceAccountCommand {
+    /// Make a service account; prints its client secret alone on stdout (with
+    /// --public-key and no secret: its client id).
+    Add {
+        #[arg(long)]
+        org: String,
+        /// Default: "service account".
+        #[arg(long)]
+        name: Option<String>,
+        /// Default: member.
+        #[arg(long)]
+        role: Option<String>,
+        /// A PEM or JWK (or JWKS) file with the public key(s) that sign its assertions;
+        /// then no client secret is made unless --with-secret is given.
+        #[arg(long = "public-key")]
+        public_keys: Vec<PathBuf>,
+        /// Make a client secret too when public keys are given.
+        #[arg(long)]
+        with_secret: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Register an existing client whose secret is kept as a bcrypt hash
+    /// ($2a$/$2b$/$2y$); re-hashed to the fast form on its first use.
+    Import {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        bcrypt_hash: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// List an organization's service accounts.
+    List {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Delete a service account: its secrets, keys and tokens stop working at once.
+    Delete {
+        #[arg(long)]
+        org: String,
+        /// The account's id (sa_…).
+        id: String,
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
 #[derive(Args)]

@@ -16,6 +16,7 @@ mod admin;
 mod cli;
 mod context;
 mod keys;
+mod service_accounts;
 
 use std::process::ExitCode;
 
@@ -60,6 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => admin::user(config, cmd).await,
         Command::Member(cmd) => admin::member(config, cmd).await,
         Command::Key(cmd) => keys::run(config, cmd).await,
+        Command::ServiceAccount(cmd) => service_accounts::run(config, cmd).await,
     }
 }
 
