@@ -390,3 +390,299 @@ pub fn strings(v: &Value) -> Vec<String> {
         .map(|s| s.as_str().expect("a string").to_owned())
         .collect()
 }
+
+// --- Service accounts and OAuth -------------------------------------------------------
+
+/// The `public_url` a test server has when the test does not set one (DESIGN.md's
+/// default): OAuth's issuer, and what JWT assertions name as their audience.
+pub const PUBLIC_URL: &str = "http://127.0.0.1:7070";
+
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// Starts the server with the test settings plus `tables` (TOML tables such as
+/// `[service_accounts]\nmin_plan = "pro"`, which must come after the top-level keys).
+pub async fn spawn_app_tables(db: &TestDb, tables: &str) -> TestApp {
+    spawn_app_with(db, &format!("usage_flush_interval = \"{FLUSH}\"\n{tables}")).await
+}
+
+/// The path of a file in keyward-core's test data (test key pairs).
+pub fn testdata(name: &str) -> String {
+    format!("{}/../keyward-core/testdata/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn testdata_text(name: &str) -> String {
+    std::fs::read_to_string(testdata(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `application/x-www-form-urlencoded` text of `pairs`.
+pub fn form_body(pairs: &[(&str, &str)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+/// A form-encoded component (RFC 6749 §2.3.1 encodes client id and secret so before
+/// base64).
+pub fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// `Authorization: Basic` with client credentials encoded per RFC 6749 §2.3.1.
+pub fn client_basic(client_id: &str, secret: &str) -> String {
+    basic(&format!("{}:{}", form_encode(client_id), form_encode(secret)))
+}
+
+/// A service account made over HTTP for a test.
+#[derive(Clone, Debug)]
+pub struct Sa {
+    pub id: String,
+    pub client_id: String,
+    /// The client secret, when one was made.
+    pub secret: Option<String>,
+    /// The view the create call answered.
+    pub view: Value,
+}
+
+impl Sa {
+    pub fn secret(&self) -> &str {
+        self.secret.as_deref().expect("this account has a client secret")
+    }
+
+    /// `Authorization: Basic` with this account's client credentials.
+    pub fn basic(&self) -> String {
+        client_basic(&self.client_id, self.secret())
+    }
+
+    /// The kid of the registered public key whose `alg` is `alg`.
+    pub fn kid(&self, alg: &str) -> String {
+        self.view["public_keys"]
+            .as_array()
+            .expect("public_keys is a list")
+            .iter()
+            .find(|k| k["alg"] == alg)
+            .unwrap_or_else(|| panic!("no {alg} key in {}", self.view))["kid"]
+            .as_str()
+            .expect("kid is text")
+            .to_owned()
+    }
+}
+
+impl TestApp {
+    /// `POST /api/v1/service-accounts` with `body`, as `manager` (a Bearer key).
+    pub async fn create_sa_reply(&self, manager: &Key, body: &Value) -> Reply {
+        send(self.post("/api/v1/service-accounts").bearer_auth(&manager.secret).json(body)).await
+    }
+
+    /// A service account made over HTTP by `manager`; the request must succeed.
+    pub async fn create_sa(&self, manager: &Key, body: Value) -> Sa {
+        let r = self.create_sa_reply(manager, &body).await;
+        assert_eq!(r.status, 201, "create service account {body}: {}", r.text);
+        Sa {
+            id: r.body["id"].as_str().expect("id").to_owned(),
+            client_id: r.body["client_id"].as_str().expect("client_id").to_owned(),
+            secret: r.body["client_secret"].as_str().map(str::to_owned),
+            view: r.body.clone(),
+        }
+    }
+
+    /// An organization (pro plan) with an admin and the admin's inheriting key.
+    pub async fn org_with_admin(&self, slug: &str) -> (Org, Key) {
+        let org = self.org(slug).await;
+        let admin = self.member(&org, &format!("admin@{slug}.test"), "admin").await;
+        let key = self.key(&admin, None).await;
+        (org, key)
+    }
+
+    /// `POST /oauth/token` with a form body and an optional `Authorization` header.
+    pub async fn token(&self, authorization: Option<&str>, pairs: &[(&str, &str)]) -> Reply {
+        let mut rb = self
+            .post("/oauth/token")
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form_body(pairs));
+        if let Some(a) = authorization {
+            rb = rb.header(AUTHORIZATION, a);
+        }
+        send(rb).await
+    }
+
+    /// A form POST to any OAuth endpoint.
+    pub async fn oauth_form(&self, path: &str, authorization: Option<&str>, pairs: &[(&str, &str)]) -> Reply {
+        let mut rb = self
+            .post(path)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form_body(pairs));
+        if let Some(a) = authorization {
+            rb = rb.header(AUTHORIZATION, a);
+        }
+        send(rb).await
+    }
+
+    /// An access token for `sa` by `client_credentials` with Basic; must succeed.
+    pub async fn sa_token(&self, sa: &Sa, scope: Option<&str>) -> String {
+        let mut pairs = vec![("grant_type", "client_credentials")];
+        if let Some(s) = scope {
+            pairs.push(("scope", s));
+        }
+        let r = self.token(Some(&sa.basic()), &pairs).await;
+        assert_eq!(r.status, 200, "client_credentials for {}: {}", sa.client_id, r.text);
+        r.body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// `GET /api/v1/me` with a raw `Authorization` value: the status.
+    pub async fn me_status_auth(&self, authorization: &str) -> u16 {
+        send(self.get("/api/v1/me").header(AUTHORIZATION, authorization)).await.status
+    }
+}
+
+impl Reply {
+    /// Asserts `Cache-Control: no-store` and `Pragma: no-cache` (OAuth token answers).
+    #[track_caller]
+    pub fn assert_no_store(&self) -> &Self {
+        let cc = self.header("cache-control").unwrap_or_default();
+        assert!(cc.to_ascii_lowercase().contains("no-store"), "Cache-Control {cc:?}; body {}", self.text);
+        let pragma = self.header("pragma").unwrap_or_default();
+        assert!(pragma.to_ascii_lowercase().contains("no-cache"), "Pragma {pragma:?}; body {}", self.text);
+        self
+    }
+
+    /// Asserts an OAuth error: `status`, JSON `{error, error_description}`, no-store.
+    #[track_caller]
+    pub fn assert_oauth_error(&self, status: u16, code: &str) -> &Self {
+        self.assert_error(status, code);
+        self.assert_no_store()
+    }
+}
+
+/// A JWT signer for tests: one of keyward-core's test key pairs.
+#[derive(Clone)]
+pub struct Signer {
+    pub alg: jsonwebtoken::Algorithm,
+    pub key: jsonwebtoken::EncodingKey,
+    /// The public half, as registered with an account.
+    pub public_pem: String,
+}
+
+impl Signer {
+    pub fn rsa() -> Self {
+        Self {
+            alg: jsonwebtoken::Algorithm::RS256,
+            key: jsonwebtoken::EncodingKey::from_rsa_pem(testdata_text("rsa_private.pem").as_bytes()).expect("rsa key"),
+            public_pem: testdata_text("rsa_public.pem"),
+        }
+    }
+
+    pub fn ec() -> Self {
+        Self {
+            alg: jsonwebtoken::Algorithm::ES256,
+            key: jsonwebtoken::EncodingKey::from_ec_pem(testdata_text("ec_private.pem").as_bytes()).expect("ec key"),
+            public_pem: testdata_text("ec_public.pem"),
+        }
+    }
+
+    pub fn ed25519() -> Self {
+        Self {
+            alg: jsonwebtoken::Algorithm::EdDSA,
+            key: jsonwebtoken::EncodingKey::from_ed_pem(testdata_text("ed25519_private.pem").as_bytes())
+                .expect("ed25519 key"),
+            public_pem: testdata_text("ed25519_public.pem"),
+        }
+    }
+
+    /// Another P-256 key pair, registered nowhere: "signed by a different key".
+    pub fn other_ec() -> Self {
+        Self {
+            alg: jsonwebtoken::Algorithm::ES256,
+            key: jsonwebtoken::EncodingKey::from_ec_pem(OTHER_EC_PRIVATE.as_bytes()).expect("ec key"),
+            public_pem: OTHER_EC_PUBLIC.to_owned(),
+        }
+    }
+
+    /// Another Ed25519 key pair, registered nowhere.
+    pub fn other_ed25519() -> Self {
+        Self {
+            alg: jsonwebtoken::Algorithm::EdDSA,
+            key: jsonwebtoken::EncodingKey::from_ed_pem(OTHER_ED25519_PRIVATE.as_bytes()).expect("ed25519 key"),
+            public_pem: OTHER_ED25519_PUBLIC.to_owned(),
+        }
+    }
+
+    /// The JWS `alg` name.
+    pub fn alg_name(&self) -> &'static str {
+        match self.alg {
+            jsonwebtoken::Algorithm::RS256 => "RS256",
+            jsonwebtoken::Algorithm::ES256 => "ES256",
+            jsonwebtoken::Algorithm::EdDSA => "EdDSA",
+            _ => unreachable!("test signers are RS256, ES256 or EdDSA"),
+        }
+    }
+
+    /// Signs `claims` with `kid` in the header.
+    pub fn sign(&self, kid: Option<&str>, claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(self.alg);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &self.key).expect("sign")
+    }
+}
+
+/// Claims of a good assertion by `client_id` for `aud`, valid for two minutes, with a
+/// fresh `jti`.
+pub fn assertion_claims(client_id: &str, aud: &str) -> Value {
+    let now = Utc::now().timestamp();
+    serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": aud,
+        "iat": now,
+        "exp": now + 120,
+        "jti": fresh_jti(),
+    })
+}
+
+pub fn fresh_jti() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("jti-{}-{}", Utc::now().timestamp_nanos_opt().unwrap_or_default(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The token endpoint URL that assertions name as their audience.
+pub fn token_endpoint() -> String {
+    format!("{PUBLIC_URL}/oauth/token")
+}
+
+/// base64url without padding.
+pub fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// An unsigned JWT (`alg: none`).
+pub fn unsigned_jwt(claims: &Value) -> String {
+    let header = serde_json::json!({"alg": "none", "typ": "JWT"});
+    format!("{}.{}.", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()))
+}
+
+pub const OTHER_EC_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg3jcavv9y1ANtyxdB
+nrK4X/fACtrFxjTWOg1PmCJKeuOhRANCAATHU+aaOfuvh1j9OOeA4mUXRRusCJJ6
+Xl4cUo1039mOH1vezuZxfrU1I09iEahq7ItCFc8CxkCYc1vfHuHlkGe0
+-----END PRIVATE KEY-----
+";
+pub const OTHER_EC_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEx1Pmmjn7r4dY/TjngOJlF0UbrAiS
+el5eHFKNdN/Zjh9b3s7mcX61NSNPYhGoauyLQhXPAsZAmHNb3x7h5ZBntA==
+-----END PUBLIC KEY-----
+";
+pub const OTHER_ED25519_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIGy7WYvrX6LdyLAky8wxpL0zslIMtZv9+Yv1c5PNBs0O
+-----END PRIVATE KEY-----
+";
+pub const OTHER_ED25519_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAIlFYcB4bJ8QTHoUm5rHKsGgU49Mbup275rVfA/gCw2s=
+-----END PUBLIC KEY-----
+";
+
+/// keyward-core's test Ed25519 public key (`ed25519_public.pem`) as JWK JSON text.
+pub const ED25519_PUBLIC_JWK: &str =
+    r#"{"kty":"OKP","crv":"Ed25519","x":"en_V8W2jItrOgZuK_kILj4D_4ih2ZoZql2fMTtSB_Ic"}"#;

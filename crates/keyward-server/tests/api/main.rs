@@ -24,6 +24,12 @@
 //! - [`bad_input`]: malformed requests on every route get a 4xx JSON error.
 //! - [`secrets_at_rest`]: no plain key in the database or the log after a lifecycle.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`, `/api/v1/openapi.json`.
+//! - [`service_accounts`]: `/api/v1/service-accounts`: create, list, delete, secret
+//!   rotation, public keys, plan and permission rules; a client secret as a credential.
+//! - [`oauth_token`]: `POST /oauth/token`: client_credentials (Basic, post,
+//!   private_key_jwt), the jwt-bearer grant, refresh rotation and reuse, scopes, errors.
+//! - [`oauth_introspect`]: `/oauth/introspect`, `/oauth/revoke` and
+//!   `/.well-known/oauth-authorization-server`.
 
 #[macro_use]
 mod helpers;
@@ -34,10 +40,13 @@ mod auth_check;
 mod bad_input;
 mod cross_org;
 mod legacy;
+mod oauth_introspect;
+mod oauth_token;
 mod ops;
 mod org;
 mod presentation;
 mod revocation;
 mod secrets_at_rest;
+mod service_accounts;
 mod usage;
 mod verify;
