@@ -77,6 +77,21 @@ async fn insert_public_key(tx: &mut Transaction<'_, Any>, account: &ServiceAccou
     Ok(())
 }
 
+/// Takes the account's row lock (and, on SQLite, the write lock) inside `tx`, or
+/// `NotFound` when `org` has no such live account. Writing first also keeps SQLite from
+/// failing a read-then-write transaction with "database is locked".
+async fn lock_live_account(tx: &mut Transaction<'_, Any>, org: &OrgId, id: &ServiceAccountId) -> Result<()> {
+    let live = sqlx::query("UPDATE service_accounts SET name = name WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL")
+        .bind(id.as_str())
+        .bind(org.as_str())
+        .execute(&mut **tx)
+        .await?;
+    if live.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 impl Store {
     /// Creates an account and its membership, with its secret and public keys.
     pub async fn create_service_account(&self, new: &NewServiceAccount, actor: &Actor) -> Result<ServiceAccount> {
@@ -298,14 +313,7 @@ impl Store {
     ) -> Result<ServiceAccount> {
         let now = crate::time::now();
         let mut tx = self.pool.begin().await?;
-        let live = sqlx::query("UPDATE service_accounts SET name = name WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL")
-            .bind(id.as_str())
-            .bind(org.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if live.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        lock_live_account(&mut tx, org, id).await?;
         if grace > Duration::zero() {
             let until = to_ms(now + grace);
             sqlx::query(
@@ -336,14 +344,7 @@ impl Store {
     /// Registers another public key.
     pub async fn add_public_key(&self, org: &OrgId, id: &ServiceAccountId, key: &PublicKey, actor: &Actor) -> Result<ServiceAccount> {
         let mut tx = self.pool.begin().await?;
-        let live = sqlx::query("UPDATE service_accounts SET name = name WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL")
-            .bind(id.as_str())
-            .bind(org.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if live.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        lock_live_account(&mut tx, org, id).await?;
         insert_public_key(&mut tx, id, key).await?;
         let event = AuditEvent::new(Some(org), actor, "service_account.key_added")
             .target("service_account", id)

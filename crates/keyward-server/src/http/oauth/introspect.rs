@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::Utc;
 use keyward_core::ids::OrgId;
 use keyward_core::permission::Permission;
@@ -67,14 +67,8 @@ fn inactive() -> Response {
     super::json(StatusCode::OK, serde_json::json!({ "active": false }))
 }
 
-pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match introspection(&state, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn introspection(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
     let asker = asker(state, headers, &params).await?;
     let token = params.require("token")?;
@@ -114,18 +108,12 @@ async fn introspection(state: &AppState, headers: &HeaderMap, body: Body) -> Res
     Ok(super::json(StatusCode::OK, body))
 }
 
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match revocation(&state, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn revocation(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
     let client_id = match client::authenticate(state, headers, &params).await? {
         Client::Confidential(c) => c.client_id,
-        Client::Public(id) if state.settings.device_client_ids.iter().any(|d| *d == id) => id,
+        Client::Public(id) if super::token::is_device_client(state, &id) => id,
         Client::Public(_) | Client::Anonymous => {
             return Err(OAuthError::invalid_client("client authentication is required", headers.contains_key(header::AUTHORIZATION)))
         }

@@ -17,7 +17,7 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::Utc;
 use keyward_core::ids::OrgId;
 use keyward_core::permission::PermissionSet;
@@ -38,14 +38,8 @@ pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 pub const GRANTS: &[&str] = &[CLIENT_CREDENTIALS, JWT_BEARER, REFRESH_TOKEN];
 
 /// The token endpoint.
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match answer(&state, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
     let client = client::authenticate(state, headers, &params).await?;
     let grant_type = params.require("grant_type")?;
@@ -69,40 +63,46 @@ fn requested_scope(params: &Params, holds: &PermissionSet) -> Result<Option<Perm
     Ok(Some(set))
 }
 
-/// A service account that proved itself, or the right refusal for any other client.
-fn confidential(client: Client) -> Result<client::ServiceClient, OAuthError> {
+/// Whether `id` is one of the configured public (device-flow) clients.
+pub(super) fn is_device_client(state: &AppState, id: &str) -> bool {
+    state.settings.device_client_ids.iter().any(|d| d == id)
+}
+
+/// A service account that proved itself, or the right refusal for any other client: a
+/// known public client may not use this grant; anyone else failed to authenticate.
+fn confidential(state: &AppState, client: Client) -> Result<client::ServiceClient, OAuthError> {
     match client {
         Client::Confidential(c) => Ok(c),
-        Client::Public(_) => Err(OAuthError::unauthorized_client("this client may not use this grant")),
-        Client::Anonymous => Err(OAuthError::invalid_client("client authentication is required", false)),
+        Client::Public(id) if is_device_client(state, &id) => {
+            Err(OAuthError::unauthorized_client("this client may not use this grant"))
+        }
+        Client::Public(_) | Client::Anonymous => Err(OAuthError::invalid_client("client authentication is required", false)),
     }
 }
 
 async fn client_credentials(state: &AppState, client: Client, params: &Params) -> Result<Response, OAuthError> {
-    let client = confidential(client)?;
-    let scopes = requested_scope(params, &client.permissions)?;
-    let effective = scopes.clone().unwrap_or_else(|| client.permissions.clone());
-    let issued = Issue {
-        org_id: client.org_id.clone(),
-        principal: client.principal(),
-        client_id: client.client_id.clone(),
-        scopes,
-        refresh: false,
-    };
-    issued.store(state, &effective).await
+    let client = confidential(state, client)?;
+    // RFC 6749 §4.4.3: no refresh token; the client can always authenticate again.
+    issue_for(state, &client, params, false).await
 }
 
 async fn jwt_bearer(state: &AppState, client: Client, params: &Params) -> Result<Response, OAuthError> {
-    let expected = match &client {
-        Client::Confidential(c) => Some(c.client_id.clone()),
-        Client::Public(_) => return Err(OAuthError::unauthorized_client("this client may not use this grant")),
+    // Client authentication is optional for this grant (RFC 7523 §3.1): the assertion
+    // proves the account. A client that does authenticate must be that account.
+    let expected = match client {
         Client::Anonymous => None,
+        other => Some(confidential(state, other)?.client_id),
     };
     let assertion = params.require("assertion")?;
     let account = client::by_assertion(state, assertion, expected.as_deref()).await.map_err(|e| match e {
         AssertionFailure::Store(e) => e.into(),
         AssertionFailure::Refused(why) => OAuthError::invalid_grant(format!("the assertion is refused: {why}")),
     })?;
+    issue_for(state, &account, params, true).await
+}
+
+/// Tokens for a service account itself, narrowed to the requested `scope`.
+async fn issue_for(state: &AppState, account: &client::ServiceClient, params: &Params, refresh: bool) -> Result<Response, OAuthError> {
     let scopes = requested_scope(params, &account.permissions)?;
     let effective = scopes.clone().unwrap_or_else(|| account.permissions.clone());
     let issued = Issue {
@@ -110,7 +110,7 @@ async fn jwt_bearer(state: &AppState, client: Client, params: &Params) -> Result
         principal: account.principal(),
         client_id: account.client_id.clone(),
         scopes,
-        refresh: true,
+        refresh,
     };
     issued.store(state, &effective).await
 }
@@ -119,7 +119,7 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
     let client_id = match &client {
         Client::Confidential(c) => c.client_id.clone(),
         // Public clients (the device-flow clients) refresh with their id alone.
-        Client::Public(id) if state.settings.device_client_ids.iter().any(|d| d == id) => id.clone(),
+        Client::Public(id) if is_device_client(state, id) => id.clone(),
         Client::Public(_) | Client::Anonymous => {
             return Err(OAuthError::invalid_client("client authentication is required", false))
         }
