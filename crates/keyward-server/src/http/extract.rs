@@ -61,7 +61,7 @@ fn without_values(message: &str) -> String {
     out
 }
 
-/// A JSON body. Broken JSON → 400, wrong types or unknown fields → 422, too large → 413,
+/// A JSON body. Broken JSON → 400, wrong types, unknown fields or a list → 422, too large → 413,
 /// not `application/json` → 415. An empty body deserializes as `null`, so
 /// `ApiJson<Option<T>>` makes a body optional.
 pub struct ApiJson<T>(pub T);
@@ -94,6 +94,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
+        }
+        // Every body of this API is an object. serde's derive would also read a struct
+        // from a list of its fields in order (`[]` as "all defaults"), so refuse lists.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::Validation("the body must be a JSON object".into()));
         }
         serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => ApiError::Validation(without_values(&e.to_string())),
