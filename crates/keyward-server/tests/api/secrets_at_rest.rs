@@ -58,8 +58,10 @@ fn captured() -> String {
 fn assert_absent(haystack: &[u8], secret: &str, place: &str) {
     let contains = |needle: &str| haystack.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(!contains(secret), "a plain key in {place}: {}…", &secret[..12.min(secret.len())]);
-    if secret.starts_with("kw_") {
-        assert!(!contains(&secret[12..]), "the hidden part of a key in {place}");
+    // keyward's own secrets (keys, client secrets, tokens): the part beyond the
+    // display prefix must not appear either.
+    if secret.starts_with("kw") && secret.len() > 20 {
+        assert!(!contains(&secret[12..]), "the hidden part of a secret in {place}");
     }
 }
 
@@ -182,4 +184,105 @@ async fn no_plain_key_in_the_database_or_the_log(db: &TestDb) {
     }
 }
 
-both_backends!(no_plain_key_in_the_database_or_the_log);
+const LEGACY_CLIENT_SECRET: &str = "legacy-client-s3cr+t%:9";
+
+/// The same for service accounts: client secrets (generated, rotated, imported) and the
+/// access and refresh tokens issued for them, used, introspected and revoked.
+async fn no_plain_client_secret_or_token_in_the_database_or_the_log(db: &TestDb) {
+    capture_logs();
+    let app = spawn_app(db).await;
+    let org = app.org("acme").await;
+    let boss = app.member(&org, "boss@acme.test", "admin").await;
+    let admin = app.key(&boss, None).await;
+    let mut secrets: Vec<String> = vec![admin.secret.clone()];
+
+    let r = send(app.post("/api/v1/service-accounts").bearer_auth(&admin.secret).json(&json!({"name": "ci", "role": "admin"}))).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let client_id = r.body["client_id"].as_str().unwrap().to_owned();
+    let account = r.body["id"].as_str().unwrap().to_owned();
+    let first = r.body["client_secret"].as_str().unwrap().to_owned();
+    secrets.push(first.clone());
+    let r = send(app.get("/api/v1/me").header(AUTHORIZATION, basic(&format!("{client_id}:{first}")))).await;
+    assert_eq!(r.status, 200);
+    let r = send(app.get("/api/v1/me").header(AUTHORIZATION, basic(&format!("{client_id}:{}", mistyped(&first))))).await;
+    assert_eq!(r.status, 401);
+
+    // Tokens: issued by Basic and by post, used, introspected, revoked.
+    let token = |form: Vec<(&'static str, String)>, with_basic: bool| {
+        let mut rb = app.post("/oauth/token").form(&form);
+        if with_basic {
+            rb = rb.header(AUTHORIZATION, basic(&format!("{client_id}:{first}")));
+        }
+        async move { send(rb).await }
+    };
+    let r = token(vec![("grant_type", "client_credentials".into())], true).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let access = r.body["access_token"].as_str().unwrap().to_owned();
+    let r = token(
+        vec![("grant_type", "client_credentials".into()), ("client_id", client_id.clone()), ("client_secret", first.clone())],
+        false,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let second_access = r.body["access_token"].as_str().unwrap().to_owned();
+    secrets.extend([access.clone(), second_access.clone()]);
+    assert_eq!(app.me_status(&access, Via::Bearer).await, 200);
+    let r = send(app.post("/oauth/introspect").header(AUTHORIZATION, basic(&format!("{client_id}:{first}"))).form(&[("token", &access)])).await;
+    assert_eq!(r.body["active"], true);
+    assert_absent(r.text.as_bytes(), &access, "an introspection answer");
+    let r = send(app.post("/oauth/revoke").header(AUTHORIZATION, basic(&format!("{client_id}:{first}"))).form(&[("token", &access)])).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(app.me_status(&access, Via::Bearer).await, 401);
+
+    // Rotated; the old secret refused, which is audited.
+    let r = send(app.post(&format!("/api/v1/service-accounts/{account}/secret")).bearer_auth(&admin.secret)).await;
+    assert_eq!(r.status, 200);
+    let rotated = r.body["client_secret"].as_str().unwrap().to_owned();
+    secrets.push(rotated.clone());
+    let r = send(app.get("/api/v1/me").header(AUTHORIZATION, basic(&format!("{client_id}:{first}")))).await;
+    assert_eq!(r.status, 401);
+    let r = send(app.get("/api/v1/me").header(AUTHORIZATION, basic(&format!("{client_id}:{rotated}")))).await;
+    assert_eq!(r.status, 200);
+
+    // An imported bcrypt client secret, used (and so re-hashed) at the token endpoint.
+    let hash = bcrypt::hash(LEGACY_CLIENT_SECRET, 4).unwrap();
+    let new = keyward_store::NewServiceAccount {
+        org_id: org.id.clone(),
+        name: "legacy".into(),
+        role: "member".into(),
+        client_id: Some("legacy-client".into()),
+        secret: Some(keyward_store::NewClientSecret::Bcrypt(BcryptHash::parse(&hash).unwrap())),
+        public_keys: vec![],
+    };
+    app.store.create_service_account(&new, &Actor::cli()).await.unwrap();
+    secrets.push(LEGACY_CLIENT_SECRET.to_owned());
+    let encoded: String = url::form_urlencoded::byte_serialize(LEGACY_CLIENT_SECRET.as_bytes()).collect();
+    for _ in 0..2 {
+        let r = send(app.post("/oauth/token").header(AUTHORIZATION, basic(&format!("legacy-client:{encoded}"))).form(&[("grant_type", "client_credentials")])).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        secrets.push(r.body["access_token"].as_str().unwrap().to_owned());
+    }
+
+    // Deleted: everything refused.
+    let r = send(app.delete(&format!("/api/v1/service-accounts/{account}")).bearer_auth(&admin.secret)).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(app.me_status(&second_access, Via::Bearer).await, 401);
+    eventually("the failed authentication is written", PATIENCE, || async {
+        let r = send(app.get("/api/v1/audit-events?limit=200").bearer_auth(&admin.secret)).await;
+        r.body["data"].as_array().unwrap().iter().any(|e| e["action"] == "auth.failed")
+    })
+    .await;
+
+    let dump = db.dump();
+    assert!(dump.windows(client_id.len()).any(|w| w == client_id.as_bytes()), "the dump holds the account");
+    for s in &secrets {
+        assert_absent(&dump, s, &format!("the {:?} database", db.backend));
+    }
+    let log = captured();
+    assert!(log.contains("authentication failed"), "rejections are logged");
+    for s in &secrets {
+        assert_absent(log.as_bytes(), s, "the log");
+    }
+}
+
+both_backends!(no_plain_key_in_the_database_or_the_log, no_plain_client_secret_or_token_in_the_database_or_the_log);
