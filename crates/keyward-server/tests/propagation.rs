@@ -170,6 +170,128 @@ async fn membership_changes_reach_every_instance(db: &TestDb) {
     report("member removed (other process)", db, removal);
 }
 
+/// How a request authenticates: a Bearer secret, or HTTP Basic client credentials.
+enum Cred<'a> {
+    Bearer(&'a str),
+    Basic(&'a str, &'a str),
+}
+
+impl World {
+    async fn status_as(&self, base: &str, path: &str, cred: &Cred<'_>) -> u16 {
+        let req = self.http.get(format!("{base}{path}"));
+        let req = match cred {
+            Cred::Bearer(secret) => req.bearer_auth(secret),
+            Cred::Basic(id, secret) => req.basic_auth(id, Some(secret)),
+        };
+        req.send().await.unwrap().status().as_u16()
+    }
+
+    /// Like [`World::until`], for any credential.
+    async fn until_as(&self, base: &str, path: &str, cred: &Cred<'_>, want: u16, since: Instant) -> Duration {
+        loop {
+            if self.status_as(base, path, cred).await == want {
+                return since.elapsed();
+            }
+            assert!(since.elapsed() < Duration::from_secs(1), "{path} did not answer {want} within one second");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// An admin (a second person) and an API key of theirs that may delete service accounts.
+    async fn admin_key(&self) -> String {
+        let admin = self.store.create_user(&Email::parse("root@example.com").unwrap(), "Root", None).await.unwrap();
+        self.store.add_member(&self.org.id, &Principal::user(&admin.id), "admin", &Actor::cli()).await.unwrap();
+        let roles = Roles::default();
+        let holds = roles.permissions_of("admin");
+        let req = KeyRequest { name: "admin".into(), permissions: Some(vec!["service_accounts:write".into()]), expires_at: None };
+        let (_, secret) = keys::create(
+            &self.store,
+            &keyward_core::secret::SecretFormat::new("kw").unwrap(),
+            &roles,
+            &self.org.id,
+            &Principal::user(&admin.id),
+            &Creator { holds: &holds, restricted: false },
+            &req,
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
+        secret.expose().to_owned()
+    }
+
+    /// A service account with a client secret, made through the store (as the CLI does):
+    /// (id, client id, secret).
+    async fn service_account(&self) -> (String, String, String) {
+        use keyward_server::service_accounts::{create, AccountRequest, OrgRef};
+        let req = AccountRequest { name: "ci".into(), ..Default::default() };
+        let (account, secret) = create(
+            &self.store,
+            &keyward_core::secret::SecretFormat::new("kw").unwrap(),
+            &Roles::default(),
+            Plan::Free,
+            OrgRef::from(&self.org),
+            None,
+            &req,
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
+        (account.id.to_string(), account.client_id, secret.expect("a client secret").expose().to_owned())
+    }
+
+    async fn delete_service_account(&self, base: &str, admin: &str, id: &str) {
+        let res = self.http.delete(format!("{base}/api/v1/service-accounts/{id}")).bearer_auth(admin).send().await.unwrap();
+        assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+    }
+}
+
+/// A service account deleted through A's API: its client secret (Basic) and an access
+/// token A issued to it are refused by B within one second.
+async fn service_account_deletion_reaches_the_other_instance(db: &TestDb) {
+    let _shared = EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner());
+    let w = world(db).await;
+    let (a, b) = (instance(db).await, instance(db).await);
+    let admin = w.admin_key().await;
+    let mut times = Vec::with_capacity(20);
+    for _ in 0..20 {
+        let (id, client_id, secret) = w.service_account().await;
+        let cred = Cred::Basic(&client_id, &secret);
+        for inst in [&a, &b] {
+            assert_eq!(w.status_as(&inst.base, "/api/v1/me", &cred).await, 200, "the client secret works on both");
+        }
+        jitter().await;
+        let started = Instant::now();
+        w.delete_service_account(&a.base, &admin, &id).await;
+        assert_eq!(w.status_as(&a.base, "/api/v1/me", &cred).await, 401, "A, which deleted it, refuses at once");
+        times.push(w.until_as(&b.base, "/api/v1/me", &cred, 401, started).await);
+    }
+    report("service account deleted on A, its client secret refused on B", db, times);
+
+    // An access token from A's token endpoint, cached on B.
+    let (id, client_id, secret) = w.service_account().await;
+    let res = w
+        .http
+        .post(format!("{}/oauth/token", a.base))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let access = body["access_token"].as_str().expect("an access token").to_owned();
+    let cred = Cred::Bearer(&access);
+    for inst in [&a, &b] {
+        assert_eq!(w.status_as(&inst.base, "/api/v1/me", &cred).await, 200, "the access token works on both");
+    }
+    jitter().await;
+    let started = Instant::now();
+    w.delete_service_account(&a.base, &admin, &id).await;
+    let took = w.until_as(&b.base, "/api/v1/me", &cred, 401, started).await;
+    assert_eq!(w.status_as(&a.base, "/api/v1/me", &cred).await, 401);
+    eprintln!("propagation [{:?}] access token of a deleted service account refused on B: {took:?}", db.backend);
+}
+
 /// With the notification connections killed, the periodic read still converges.
 async fn reconciliation_converges_without_notifications(db: &TestDb) {
     let _alone = EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner());
@@ -235,4 +357,5 @@ both_backends!(
     revocation_reaches_the_other_instance,
     membership_changes_reach_every_instance,
     reconciliation_converges_without_notifications,
+    service_account_deletion_reaches_the_other_instance,
 );

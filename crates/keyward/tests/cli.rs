@@ -8,10 +8,16 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{bearer, Kw, BIN};
+use common::{basic, bearer, Kw, BIN};
 use keyward_store::testing::TestDb;
 
-both_backends!(admin_lifecycle_against_a_running_server, imported_keys_work_via_basic, json_output);
+both_backends!(
+    admin_lifecycle_against_a_running_server,
+    imported_keys_work_via_basic,
+    json_output,
+    service_accounts_from_the_cli,
+    service_account_rules_refuse_with_nothing_on_stdout,
+);
 
 fn admin_lifecycle_against_a_running_server(db: &TestDb) {
     let kw = Kw::new(db);
@@ -145,4 +151,165 @@ fn serve_starts_with_no_configuration_at_all() {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     assert!(child.wait().unwrap().success());
     assert!(dir.path().join("keyward.db").exists());
+}
+
+const EC_PUBLIC_PEM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../keyward-core/testdata/ec_public.pem");
+
+fn is_sa_secret(s: &str) -> bool {
+    let format = keyward_core::secret::SecretFormat::new("kw").unwrap();
+    s.starts_with("kwsa_") && format.check(s) == Ok(keyward_core::secret::SecretKind::ServiceAccountSecret)
+}
+
+fn service_accounts_from_the_cli(db: &TestDb) {
+    let kw = Kw::new(db);
+    kw.ok(&["org", "create", "acme"]);
+
+    // A client secret, alone on one line of stdout; messages on stderr.
+    let out = kw.run(&["serviceaccount", "add", "--org", "acme", "--name", "ci", "--role", "member"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stdout.lines().count(), 1, "exactly one line on stdout: {stdout:?}");
+    let ci_secret = stdout.trim_end_matches('\n').to_owned();
+    assert!(is_sa_secret(&ci_secret), "a kwsa_ secret: {ci_secret:?}");
+    assert_eq!(stdout, format!("{ci_secret}\n"));
+    assert!(!stderr.trim().is_empty(), "a message on stderr");
+    assert!(!stderr.contains(&ci_secret), "the secret only on stdout");
+    let listed: serde_json::Value = serde_json::from_str(&kw.ok(&["serviceaccount", "list", "--org", "acme", "--json"])).unwrap();
+    let ci = listed["data"].as_array().unwrap().iter().find(|a| a["name"] == "ci").expect("listed").clone();
+    let ci_id = ci["id"].as_str().unwrap().to_owned();
+    let ci_client = ci["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(ci["role"], "member");
+    assert_eq!(ci["secrets"][0]["prefix"], &ci_secret[..12]);
+    assert!(!listed.to_string().contains(&ci_secret), "lists never show a secret");
+
+    // --json: client id and client secret.
+    let json: serde_json::Value =
+        serde_json::from_str(&kw.ok(&["serviceaccount", "add", "--org", "acme", "--name", "deploy", "--json"])).unwrap();
+    let json_secret = json["client_secret"].as_str().expect("client_secret in --json").to_owned();
+    assert!(is_sa_secret(&json_secret), "{json_secret}");
+    assert!(json["client_id"].as_str().is_some_and(|c| c.starts_with("sa_")), "{json}");
+    assert_eq!(json["kind"], "service_account");
+    assert_eq!(json["role"], "member", "the default role");
+    assert_eq!(json["secrets"][0]["prefix"], &json_secret[..12]);
+
+    // A public key and no secret: the client id on stdout; no client_secret in --json.
+    let out = kw.run(&["serviceaccount", "add", "--org", "acme", "--name", "signer", "--public-key", EC_PUBLIC_PEM]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
+    let signer_client = stdout.trim().to_owned();
+    assert!(signer_client.starts_with("sa_") && !signer_client.starts_with("kwsa_"), "the client id: {signer_client:?}");
+    let json: serde_json::Value = serde_json::from_str(&kw.ok(&[
+        "serviceaccount", "add", "--org", "acme", "--name", "signer2", "--public-key", EC_PUBLIC_PEM, "--json",
+    ]))
+    .unwrap();
+    assert!(json.get("client_secret").is_none(), "no secret was made: {json}");
+    assert_eq!(json["secrets"], serde_json::json!([]));
+    assert_eq!(json["public_keys"][0]["alg"], "ES256");
+    let listed: serde_json::Value = serde_json::from_str(&kw.ok(&["serviceaccount", "list", "--org", "acme", "--json"])).unwrap();
+    let signer = listed["data"].as_array().unwrap().iter().find(|a| a["client_id"] == signer_client.as_str()).expect("listed");
+    assert_eq!(signer["secrets"], serde_json::json!([]));
+    assert_eq!(signer["public_keys"].as_array().unwrap().len(), 1);
+
+    // An imported client with a bcrypt-hashed secret.
+    let legacy_plain = "legacy-client-secret-0123456789";
+    let hash = bcrypt::hash(legacy_plain, 4).unwrap();
+    let legacy_id = kw.ok(&["serviceaccount", "import", "--org", "acme", "--client-id", "legacy", "--bcrypt-hash", &hash]);
+    assert!(legacy_id.starts_with("sa_"), "{legacy_id}");
+
+    let server = kw.serve();
+    let legacy = basic("legacy", legacy_plain);
+    let (status, me) = server.get_json("/api/v1/me", (legacy.0, &legacy.1));
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["principal"]["kind"], "service_account", "{me}");
+    assert_eq!(me["principal"]["id"], legacy_id.as_str());
+    assert_eq!(me["org"]["slug"], "acme");
+    // Twice: the second use goes through the upgraded (fast) hash.
+    assert_eq!(server.status("/api/v1/me", (legacy.0, &legacy.1)), 200);
+    let wrong = basic("legacy", "legacy-client-secret-wrong");
+    assert_eq!(server.status("/api/v1/me", (wrong.0, &wrong.1)), 401);
+    let (status, token) = server.post_form("/oauth/token", (legacy.0, &legacy.1), "grant_type=client_credentials");
+    assert_eq!(status, 200, "{token}");
+    let legacy_access = token["access_token"].as_str().expect("an access token").to_owned();
+    assert!(legacy_access.starts_with("kwat_"), "{legacy_access}");
+    assert!(token.get("refresh_token").is_none(), "client credentials get no refresh token");
+    let (h, v) = bearer(&legacy_access);
+    assert_eq!(server.status("/api/v1/me", (h, &v)), 200);
+
+    // The generated secret works as Basic client credentials and at the token endpoint.
+    let ci_basic = basic(&ci_client, &ci_secret);
+    let (status, me) = server.get_json("/api/v1/me", (ci_basic.0, &ci_basic.1));
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["principal"]["kind"], "service_account");
+    assert_eq!(me["principal"]["id"], ci_id.as_str());
+    let (status, token) = server.post_form("/oauth/token", (ci_basic.0, &ci_basic.1), "grant_type=client_credentials");
+    assert_eq!(status, 200, "{token}");
+    let ci_access = token["access_token"].as_str().unwrap().to_owned();
+    let (ah, av) = bearer(&ci_access);
+    assert_eq!(server.status("/api/v1/me", (ah, &av)), 200);
+
+    // Deleting it through the CLI while the server runs: refused within one second.
+    let out = kw.run(&["serviceaccount", "delete", "--org", "acme", &ci_id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty() || String::from_utf8_lossy(&out.stdout).trim().is_empty());
+    let took = server.until("/api/v1/me", (ci_basic.0, &ci_basic.1), 401, Duration::from_secs(1));
+    eprintln!("service account deletion by the CLI reached the server in {took:?}");
+    server.until("/api/v1/me", (ah, &av), 401, Duration::from_secs(1));
+    let (status, _) = server.post_form("/oauth/token", (ci_basic.0, &ci_basic.1), "grant_type=client_credentials");
+    assert_eq!(status, 401, "no new tokens for a deleted account");
+    assert_eq!(server.status("/api/v1/me", (legacy.0, &legacy.1)), 200, "other accounts keep working");
+    let out = kw.run(&["serviceaccount", "delete", "--org", "acme", &ci_id]);
+    assert_eq!(out.status.code(), Some(1), "deleting twice fails");
+    assert!(out.stdout.is_empty());
+
+    let log = server.stop();
+    assert!(log.contains("keyward stopped"), "{log}");
+    let dump = String::from_utf8_lossy(&db.dump()).into_owned();
+    for secret in [ci_secret.as_str(), json_secret.as_str(), legacy_plain, legacy_access.as_str(), ci_access.as_str()] {
+        assert!(!log.contains(secret), "a secret reached the log: {}…", &secret[..8]);
+        assert!(!dump.contains(secret), "a secret is stored in plain: {}…", &secret[..8]);
+    }
+}
+
+fn service_account_rules_refuse_with_nothing_on_stdout(db: &TestDb) {
+    let kw = Kw::new(db);
+    kw.ok(&["org", "create", "acme"]);
+    kw.ok(&["org", "create", "bigco", "--plan", "pro"]);
+
+    // An unknown role.
+    let out = kw.run(&["serviceaccount", "add", "--org", "acme", "--name", "x", "--role", "wizard"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing on stdout: {:?}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error:") && err.contains("wizard"), "{err}");
+
+    // A minimum plan: acme (free) is refused with a message naming the plan; bigco (pro) is not.
+    let pro = [("KEYWARD_SERVICE_ACCOUNTS__MIN_PLAN", "pro")];
+    let out = kw.run_with_env(&["serviceaccount", "add", "--org", "acme", "--name", "ci"], &pro);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error:") && err.contains("pro"), "{err}");
+    let hash = bcrypt::hash("legacy-client-secret-0123456789", 4).unwrap();
+    let out = kw.run_with_env(&["serviceaccount", "import", "--org", "acme", "--client-id", "legacy", "--bcrypt-hash", &hash], &pro);
+    assert_eq!(out.status.code(), Some(1), "imports obey the plan too");
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pro"));
+    let out = kw.run_with_env(&["serviceaccount", "add", "--org", "bigco", "--name", "ci"], &pro);
+    assert!(out.status.success(), "a pro organization may: {}", String::from_utf8_lossy(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_str(&kw.ok(&["serviceaccount", "list", "--org", "acme", "--json"])).unwrap();
+    assert_eq!(listed["data"], serde_json::json!([]), "nothing was made in acme");
+
+    // A malformed bcrypt hash, a missing key file, an unknown organization.
+    for args in [
+        &["serviceaccount", "import", "--org", "acme", "--client-id", "x", "--bcrypt-hash", "$2b$10$short"][..],
+        &["serviceaccount", "add", "--org", "acme", "--public-key", "/nonexistent/key.pem"][..],
+        &["serviceaccount", "add", "--org", "nope", "--name", "x"][..],
+    ] {
+        let out = kw.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("error:"), "{args:?}");
+    }
 }

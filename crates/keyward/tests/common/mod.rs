@@ -50,6 +50,15 @@ impl Kw {
         self.run_with_stdin(args, "")
     }
 
+    /// Runs a command with extra environment variables (e.g. configuration overrides).
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = self.command(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.stdin(Stdio::null()).output().unwrap()
+    }
+
     /// Runs a command that must succeed; returns stdout, trimmed.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -95,6 +104,30 @@ impl Served {
             .as_u16()
     }
 
+    /// GETs `path`; the status and the body as JSON (`Null` when it is not JSON).
+    pub fn get_json(&self, path: &str, header: (&str, &str)) -> (u16, serde_json::Value) {
+        let res = reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.base))
+            .header(header.0, header.1)
+            .send()
+            .expect("the server answers");
+        let status = res.status().as_u16();
+        (status, serde_json::from_str(&res.text().unwrap()).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// POSTs a form-encoded `body` to `path`; the status and the body as JSON.
+    pub fn post_form(&self, path: &str, header: (&str, &str), body: &str) -> (u16, serde_json::Value) {
+        let res = reqwest::blocking::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header(header.0, header.1)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+            .send()
+            .expect("the server answers");
+        let status = res.status().as_u16();
+        (status, serde_json::from_str(&res.text().unwrap()).unwrap_or(serde_json::Value::Null))
+    }
+
     /// Polls until `path` answers `want` (at most `within`); returns how long it took.
     pub fn until(&self, path: &str, header: (&str, &str), want: u16, within: Duration) -> Duration {
         let start = Instant::now();
@@ -131,6 +164,12 @@ impl Served {
 
 pub fn bearer(key: &str) -> (&'static str, String) {
     ("Authorization", format!("Bearer {key}"))
+}
+
+/// HTTP Basic with `user:password` (both must be URL-safe: no form-encoding is done).
+pub fn basic(user: &str, password: &str) -> (&'static str, String) {
+    use base64::Engine;
+    ("Authorization", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))))
 }
 
 /// Runs one case against SQLite and against PostgreSQL.
