@@ -76,6 +76,10 @@ prefixed_id!(
     TokenId, "tok_"
 );
 prefixed_id!(
+    /// A device authorization (RFC 8628): one code a client asked for.
+    DeviceId, "dev_"
+);
+prefixed_id!(
     /// A token family: the tokens descended from one grant through refresh-token
     /// rotation, revoked together when a used refresh token comes back.
     FamilyId, "fam_"

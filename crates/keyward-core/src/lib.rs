@@ -9,6 +9,7 @@
 //! - [`secret`]: the typed, checksummed secret format (`kw_…`, `kwat_…`, …), its
 //!   generation from the OS CSPRNG, the stored hash and the display prefix.
 //! - [`legacy`]: hashes of keys imported from a previous system (SHA-256 hex, bcrypt).
+//! - [`device`]: user codes of the device authorization grant.
 //! - [`credential`]: how a request presents a credential (Bearer, Basic, `X-API-Key`).
 //! - [`permission`]: permissions, permission sets and their algebra; roles.
 //! - [`domain`]: small value types: slugs, e-mail addresses, plans, key names.
@@ -19,6 +20,7 @@
 
 pub mod assertion;
 pub mod credential;
+pub mod device;
 pub mod domain;
 pub mod ids;
 pub mod legacy;

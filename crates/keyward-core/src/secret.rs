@@ -1,8 +1,9 @@
 //! The secret format: typed by prefix, random, checksummed; and what is stored of it.
 //!
 //! A secret reads `{P}{kind}_{body}{check}`: `{P}` is the deployment's prefix (`kw`),
-//! `{kind}` is empty for an API key, `at` for an access token, `rt` for a refresh token
-//! and `sa` for a service-account secret; `{body}` is 32 base62 characters from the OS
+//! `{kind}` is empty for an API key, `at` for an access token, `rt` for a refresh token,
+//! `sa` for a service-account secret, `dc` for a device code and `ss` for a browser
+//! session; `{body}` is 32 base62 characters from the OS
 //! CSPRNG (about 190 bits); `{check}` is the CRC32 of everything before it in six base62
 //! characters. So the server knows which verification path to take before any database
 //! work, a typo or a truncated paste is refused without a lookup, and a secret scanner
@@ -37,6 +38,10 @@ pub enum SecretKind {
     AccessToken,
     RefreshToken,
     ServiceAccountSecret,
+    /// The device code of a device authorization (RFC 8628), held by the client.
+    DeviceCode,
+    /// A browser session (the `keyward_session` cookie).
+    Session,
 }
 
 impl SecretKind {
@@ -47,14 +52,18 @@ impl SecretKind {
             SecretKind::AccessToken => "at",
             SecretKind::RefreshToken => "rt",
             SecretKind::ServiceAccountSecret => "sa",
+            SecretKind::DeviceCode => "dc",
+            SecretKind::Session => "ss",
         }
     }
 
-    const ALL: [SecretKind; 4] = [
+    const ALL: [SecretKind; 6] = [
         SecretKind::ApiKey,
         SecretKind::AccessToken,
         SecretKind::RefreshToken,
         SecretKind::ServiceAccountSecret,
+        SecretKind::DeviceCode,
+        SecretKind::Session,
     ];
 }
 
