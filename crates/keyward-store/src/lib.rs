@@ -14,19 +14,22 @@
 //!
 //! - [`db`]: connecting (SQLite WAL, busy timeout), migrations, readiness.
 //! - [`model`]: the records the store returns.
-//! - [`orgs`], [`members`], [`api_keys`], [`service_accounts`], [`tokens`], [`usage`],
-//!   [`audit`], [`changes`]: the queries, one module per table family.
+//! - [`orgs`], [`members`], [`api_keys`], [`service_accounts`], [`tokens`], [`device`],
+//!   [`web_sessions`], [`usage`], [`audit`], [`changes`]: the queries, one module per
+//!   table family.
 
 pub mod api_keys;
 pub mod audit;
 pub mod changes;
 pub mod db;
+pub mod device;
 pub mod members;
 pub mod model;
 pub mod orgs;
 pub mod service_accounts;
 pub mod tokens;
 pub mod usage;
+pub mod web_sessions;
 
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use keyward_core::domain::{Email, Plan, Slug};
 use keyward_core::assertion::PublicKey;
-use keyward_core::ids::{EventId, FamilyId, KeyId, OrgId, ServiceAccountId, TokenId, UserId};
+use keyward_core::device::UserCode;
+use keyward_core::ids::{DeviceId, EventId, FamilyId, KeyId, OrgId, ServiceAccountId, TokenId, UserId};
 use keyward_core::permission::PermissionSet;
 use keyward_core::secret::{DisplayPrefix, SecretHash};
 
@@ -345,6 +346,98 @@ pub struct TokenInfo {
     pub expires_at: DateTime<Utc>,
     pub used: bool,
     pub revoked: bool,
+}
+
+/// A code a device-flow client asked for, to store.
+#[derive(Clone, Debug)]
+pub struct NewDeviceAuthorization {
+    pub code_hash: SecretHash,
+    pub user_code: UserCode,
+    pub client_id: String,
+    /// `None`: everything the approving person holds.
+    pub scopes: Option<PermissionSet>,
+    pub interval: chrono::Duration,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where a device authorization stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceStatus {
+    Pending,
+    Approved,
+    Denied,
+    Redeemed,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Pending => "pending",
+            DeviceStatus::Approved => "approved",
+            DeviceStatus::Denied => "denied",
+            DeviceStatus::Redeemed => "redeemed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> crate::Result<Self> {
+        Ok(match s {
+            "pending" => DeviceStatus::Pending,
+            "approved" => DeviceStatus::Approved,
+            "denied" => DeviceStatus::Denied,
+            "redeemed" => DeviceStatus::Redeemed,
+            _ => return Err(crate::StoreError::Corrupt(format!("device status {s:?}"))),
+        })
+    }
+}
+
+/// A device authorization as the approval page shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceAuthorization {
+    pub id: DeviceId,
+    pub user_code: UserCode,
+    pub client_id: String,
+    pub scopes: Option<PermissionSet>,
+    pub status: DeviceStatus,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An approved code being redeemed: whom the tokens are for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovedDevice {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub client_id: String,
+    pub scopes: Option<PermissionSet>,
+    /// The person's role in the organization now; `None`: no longer a member.
+    pub role: Option<String>,
+}
+
+/// What a poll of the token endpoint with a device code finds (RFC 8628 §3.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DevicePoll {
+    /// Not decided yet.
+    Pending,
+    /// Polled sooner than the code's interval; the interval has grown by 5 s.
+    SlowDown,
+    Denied,
+    Expired,
+    /// Unknown, another client's, or redeemed already.
+    Invalid,
+    /// Redeemed now: the tokens were stored in the same transaction.
+    Redeemed(ApprovedDevice),
+}
+
+/// A person's signed-in device: one device-flow grant, across its refreshes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceSession {
+    pub family: FamilyId,
+    pub client_id: String,
+    pub org_id: OrgId,
+    pub org_slug: Slug,
+    pub scopes: Option<PermissionSet>,
+    pub created_at: DateTime<Utc>,
+    pub last_refreshed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Who did something, for the audit log.

@@ -10,7 +10,7 @@ use crate::{conflict_as, Org, Result, Store, StoreError};
 
 const COLUMNS: &str = "id, slug, name, plan, created_at";
 
-fn org_from_row(row: &AnyRow) -> Result<Org> {
+pub(crate) fn org_from_row(row: &AnyRow) -> Result<Org> {
     let id: String = row.try_get("id")?;
     let slug: String = row.try_get("slug")?;
     let plan: String = row.try_get("plan")?;

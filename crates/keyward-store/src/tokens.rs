@@ -113,7 +113,7 @@ impl Store {
         Ok(issued)
     }
 
-    async fn issue_in(&self, tx: &mut Transaction<'_, Any>, new: &NewTokens) -> Result<IssuedTokens> {
+    pub(crate) async fn issue_in(&self, tx: &mut Transaction<'_, Any>, new: &NewTokens) -> Result<IssuedTokens> {
         let family = new.family.clone().unwrap_or_else(FamilyId::generate);
         let access_id = insert_token(tx, new, &family, "access", &new.access).await?;
         let refresh_id = match &new.refresh {
