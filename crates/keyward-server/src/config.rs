@@ -41,6 +41,7 @@ struct RawConfig {
     usage_flush_interval: String,
     change_poll_interval: String,
     log_format: String,
+    session_lifetime: String,
 }
 
 #[derive(Deserialize, Debug)]
@@ -56,6 +57,10 @@ struct RawOAuth {
 struct RawDevice {
     #[serde(deserialize_with = "list")]
     client_ids: Vec<String>,
+    /// Display names by client id, shown on the approval page.
+    names: BTreeMap<String, String>,
+    code_lifetime: String,
+    interval: String,
 }
 
 #[derive(Deserialize, Debug)]
@@ -91,6 +96,7 @@ impl Default for RawConfig {
             usage_flush_interval: "60s".into(),
             change_poll_interval: "250ms".into(),
             log_format: "text".into(),
+            session_lifetime: "12h".into(),
         }
     }
 }
@@ -103,7 +109,12 @@ impl Default for RawOAuth {
 
 impl Default for RawDevice {
     fn default() -> Self {
-        Self { client_ids: vec!["keyward-cli".into(), "keyward-mcp".into()] }
+        Self {
+            client_ids: vec!["keyward-cli".into(), "keyward-mcp".into()],
+            names: BTreeMap::new(),
+            code_lifetime: "600s".into(),
+            interval: "5s".into(),
+        }
     }
 }
 
@@ -154,7 +165,7 @@ fn list_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<Stri
 const ENV_KEYS: &[&str] = &[
     "listen", "database_url", "public_url", "key_prefix", "api_key_header", "oauth", "device",
     "service_accounts", "gateway", "permissions", "roles", "cache", "usage_flush_interval",
-    "change_poll_interval", "log_format",
+    "change_poll_interval", "log_format", "session_lifetime",
 ];
 
 /// Output format of the server's logs.
@@ -178,6 +189,14 @@ pub struct Settings {
     /// How long a refresh token may wait to be exchanged (each exchange issues a new one).
     pub refresh_token_ttl: Duration,
     pub device_client_ids: Vec<String>,
+    /// Display names of the device clients (every configured id has one).
+    pub device_client_names: BTreeMap<String, String>,
+    /// How long a device code lives.
+    pub device_code_lifetime: Duration,
+    /// The initial polling interval of a device code.
+    pub device_interval: Duration,
+    /// How long a browser session lasts.
+    pub session_lifetime: Duration,
     pub service_accounts_min_plan: Plan,
     pub roles: Roles,
     pub cache_capacity: u64,
@@ -319,6 +338,30 @@ impl Settings {
             Ok(d)
         };
         let access_token_ttl = token_ttl("oauth.access_token_ttl", &raw.oauth.access_token_ttl)?;
+        let device_code_lifetime = token_ttl("device.code_lifetime", &raw.device.code_lifetime)?;
+        let device_interval = duration("device.interval", &raw.device.interval)?;
+        if device_interval.is_zero() || device_interval > Duration::from_secs(60) {
+            return Err(bad("device.interval", &raw.device.interval, "must lie between 1ms and 60s"));
+        }
+        let session_lifetime = token_ttl("session_lifetime", &raw.session_lifetime)?;
+        if let Some(unknown) = raw.device.names.keys().find(|k| !raw.device.client_ids.contains(k)) {
+            return Err(ConfigError(format!(
+                "`device.names` names {unknown:?}, which is not in `device.client_ids`; add it there or remove the name"
+            )));
+        }
+        let device_client_names = raw
+            .device
+            .client_ids
+            .iter()
+            .map(|id| {
+                let name = raw.device.names.get(id).cloned().unwrap_or_else(|| match id.as_str() {
+                    "keyward-cli" => "keyward CLI".to_owned(),
+                    "keyward-mcp" => "keyward MCP client".to_owned(),
+                    other => other.to_owned(),
+                });
+                (id.clone(), name)
+            })
+            .collect();
         let refresh_token_ttl = token_ttl("oauth.refresh_token_ttl", &raw.oauth.refresh_token_ttl)?;
         Ok(Self {
             listen,
@@ -330,6 +373,10 @@ impl Settings {
             access_token_ttl,
             refresh_token_ttl,
             device_client_ids: raw.device.client_ids,
+            device_client_names,
+            device_code_lifetime,
+            device_interval,
+            session_lifetime,
             service_accounts_min_plan: min_plan,
             roles,
             cache_capacity: raw.cache.capacity,

@@ -14,6 +14,7 @@
 //!   upstream API.
 //! - [`http`]: routes, extractors, the error type and its status mapping.
 //! - [`metrics`]: counters for `/metrics`.
+//! - [`ratelimit`]: failure counters that slow sign-in and user-code guessing.
 //! - [`state`]: what handlers share.
 
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod gateway;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod ratelimit;
 pub mod service_accounts;
 pub mod startup;
 pub mod state;

@@ -42,7 +42,7 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {} (listen)", settings.listen))?;
         let gateway_listen = settings.gateway.as_ref().map(|g| g.listen);
-        let state = AppState::new(Shared { settings, store, auth, usage, metrics });
+        let state = AppState::new(Shared { settings, store, auth, usage, metrics, limits: Default::default() });
         let gateway = match gateway_listen {
             None => None,
             Some(addr) => {
@@ -96,7 +96,10 @@ impl Server {
             tokio::spawn(gateway.serve(listener, signal(quitting.clone())))
         });
         tracing::info!(addr = %self.listener.local_addr()?, "keyward listening");
-        axum::serve(self.listener, crate::http::router(state.clone()))
+        axum::serve(
+            self.listener,
+            crate::http::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
             .with_graceful_shutdown(signal(quitting))
             .await
             .context("the server failed")?;

@@ -14,7 +14,10 @@
 //! - [`protected_resource`]: `/.well-known/oauth-protected-resource` (RFC 9728).
 //! - [`service_accounts`]: `/api/v1/service-accounts…`.
 //! - [`oauth`]: `/oauth/token`, `/oauth/introspect`, `/oauth/revoke`,
-//!   `/.well-known/oauth-authorization-server`; their own error shape (RFC 6749 §5.2).
+//!   `/.well-known/oauth-authorization-server`, `/oauth/device_authorization`; their own
+//!   error shape (RFC 6749 §5.2).
+//! - [`sessions`]: `/api/v1/sessions…`, a person's signed-in devices.
+//! - [`web`]: the HTML pages: `/login`, `/logout`, `/device`, `/`.
 
 pub mod api_keys;
 pub mod error;
@@ -27,6 +30,8 @@ pub mod protected_resource;
 pub mod service_accounts;
 pub mod verify;
 pub mod views;
+pub mod web;
+pub mod sessions;
 
 use std::any::Any;
 
@@ -70,6 +75,14 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/introspect", post(oauth::introspect::introspect))
         .route("/oauth/revoke", post(oauth::introspect::revoke))
         .route(oauth::metadata::PATH, get(oauth::metadata::authorization_server))
+        .route("/oauth/device_authorization", post(oauth::device::authorize))
+        .route("/api/v1/sessions", get(sessions::list))
+        .route("/api/v1/sessions/{id}", delete(sessions::end))
+        .route("/", get(web::login::home))
+        .route("/login", get(web::login::form).post(web::login::submit))
+        .route("/logout", post(web::login::logout))
+        .route("/device", get(web::device::page).post(web::device::submit))
+        .route("/assets/keyward.css", get(web::stylesheet))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -74,6 +74,8 @@ impl Modify for SecuritySchemes {
         super::service_accounts::rotate,
         super::service_accounts::add_key,
         super::service_accounts::remove_key,
+        super::sessions::list,
+        super::sessions::end,
     ),
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("basic" = []), ("api_key" = [])),

@@ -5,6 +5,8 @@
 //! | `invalid_request` | 400 | `invalid_request` — missing, repeated or unreadable parameter; two client authentication methods |
 //! | `too_large` | 413 | `invalid_request` — the body is over the limit |
 //! | `invalid_client` | 401 | `invalid_client` — client authentication failed; a `WWW-Authenticate: Basic` challenge when the client tried Basic |
+//! | `unknown_public_client` | 400 | `invalid_client` — a client id that is not a device-flow client, named without authentication |
+//! | `device` | 400 | `authorization_pending`, `slow_down`, `access_denied`, `expired_token` (RFC 8628 §3.5) |
 //! | `invalid_grant` | 400 | `invalid_grant` — the grant (assertion, refresh token) is invalid, expired, revoked, reused or another client's |
 //! | `unauthorized_client` | 400 | `unauthorized_client` — this client may not use this grant |
 //! | `unsupported_grant_type` | 400 | `unsupported_grant_type` |
@@ -47,6 +49,17 @@ impl OAuthError {
 
     pub fn invalid_client(d: impl Into<String>, tried_basic: bool) -> Self {
         Self { basic_challenge: tried_basic, ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d) }
+    }
+
+    /// A client id that is not a configured device-flow client, named without any
+    /// authentication attempt: 400 (RFC 6749 §5.2 requires 401 only after Basic).
+    pub fn unknown_public_client() -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_client", "this client may not use the device flow")
+    }
+
+    /// The device grant's answers while a code is not redeemable (RFC 8628 §3.5).
+    pub fn device(code: &'static str, d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, d)
     }
 
     pub fn invalid_grant(d: impl Into<String>) -> Self {

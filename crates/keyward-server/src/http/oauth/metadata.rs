@@ -26,6 +26,7 @@ pub async fn authorization_server(State(state): State<AppState>) -> Response {
         "token_endpoint": format!("{issuer}/oauth/token"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "device_authorization_endpoint": format!("{issuer}/oauth/device_authorization"),
         "grant_types_supported": super::token::GRANTS,
         // No authorization endpoint: no response type is offered.
         "response_types_supported": [],

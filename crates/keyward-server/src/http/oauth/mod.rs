@@ -13,10 +13,12 @@
 //! - [`client`]: client authentication: `client_secret_basic`, `client_secret_post`,
 //!   `private_key_jwt`, or a public client that only names itself.
 //! - [`token`]: `POST /oauth/token` and its grants.
+//! - [`device`]: `POST /oauth/device_authorization` and the device-code grant (RFC 8628).
 //! - [`introspect`]: `POST /oauth/introspect` and `POST /oauth/revoke`.
 //! - [`metadata`]: `GET /.well-known/oauth-authorization-server`.
 
 pub mod client;
+pub mod device;
 pub mod error;
 pub mod introspect;
 pub mod metadata;

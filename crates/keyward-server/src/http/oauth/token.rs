@@ -6,6 +6,7 @@
 //! - `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1): a JWT signed by the
 //!   account's registered key is the grant; the answer carries an access token and a
 //!   refresh token, so a holder of the private key need not sign one assertion per hour.
+//! - `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628): see [`super::device`].
 //! - `refresh_token` (§6): rotation — the presented token is used up and a new pair
 //!   issued in the same family; a used token presented again revokes the family.
 //!
@@ -35,7 +36,7 @@ pub const REFRESH_TOKEN: &str = "refresh_token";
 pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// The grants this server answers, for the metadata document.
-pub const GRANTS: &[&str] = &[CLIENT_CREDENTIALS, JWT_BEARER, REFRESH_TOKEN];
+pub const GRANTS: &[&str] = &[CLIENT_CREDENTIALS, JWT_BEARER, REFRESH_TOKEN, DEVICE_CODE];
 
 /// The token endpoint.
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, OAuthError> {
@@ -47,7 +48,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body
         CLIENT_CREDENTIALS => client_credentials(state, client, &params).await,
         JWT_BEARER => jwt_bearer(state, client, &params).await,
         REFRESH_TOKEN => refresh(state, client, &params).await,
-        DEVICE_CODE => Err(OAuthError::unsupported_grant_type("the device authorization grant is not offered by this server yet")),
+        DEVICE_CODE => super::device::grant(state, client, &params).await,
         _ => Err(OAuthError::unsupported_grant_type("this grant type is not supported")),
     }
 }
@@ -225,13 +226,13 @@ impl Issue {
 }
 
 /// How long access and refresh tokens live (configuration; checked at start to fit).
-fn lifetimes(state: &AppState) -> (chrono::Duration, chrono::Duration) {
+pub(super) fn lifetimes(state: &AppState) -> (chrono::Duration, chrono::Duration) {
     let of = |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
     (of(state.settings.access_token_ttl), of(state.settings.refresh_token_ttl))
 }
 
 /// The successful answer (RFC 6749 §5.1).
-fn token_response(access: &PlainSecret, refresh: Option<&PlainSecret>, state: &AppState, effective: &PermissionSet) -> Response {
+pub(super) fn token_response(access: &PlainSecret, refresh: Option<&PlainSecret>, state: &AppState, effective: &PermissionSet) -> Response {
     let mut body = serde_json::json!({
         "access_token": access.expose(),
         "token_type": "Bearer",
