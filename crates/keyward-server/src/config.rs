@@ -394,6 +394,43 @@ impl Settings {
 mod tests {
     use super::*;
 
+    /// The documented "complete file with every default" parses, to the defaults.
+    #[test]
+    fn the_documented_complete_file_is_the_defaults() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let section = doc.split("## A complete file with every default").nth(1).expect("the section exists");
+        let toml = section.split("```toml").nth(1).and_then(|s| s.split("```").next()).expect("a toml block");
+        let written = Settings::from_toml(toml).unwrap();
+        let defaults = Settings::from_toml("").unwrap();
+        assert_eq!(written.access_token_ttl, defaults.access_token_ttl);
+        assert_eq!(written.refresh_token_ttl, defaults.refresh_token_ttl);
+        assert_eq!(written.session_lifetime, defaults.session_lifetime);
+        assert_eq!(written.device_code_lifetime, defaults.device_code_lifetime);
+        assert_eq!(written.device_interval, defaults.device_interval);
+        assert_eq!(written.device_client_names, defaults.device_client_names);
+        assert_eq!(written.service_accounts_min_plan, defaults.service_accounts_min_plan);
+        assert_eq!(written.roles.catalogue(), defaults.roles.catalogue());
+    }
+
+    #[test]
+    fn device_settings_are_checked() {
+        let s = Settings::from_toml("[device]\ninterval = \"1s\"\ncode_lifetime = \"2m\"\n[device.names]\nkeyward-cli = \"Our CLI\"").unwrap();
+        assert_eq!(s.device_interval, Duration::from_secs(1));
+        assert_eq!(s.device_code_lifetime, Duration::from_secs(120));
+        assert_eq!(s.device_client_names["keyward-cli"], "Our CLI");
+        assert_eq!(s.device_client_names["keyward-mcp"], "keyward MCP client");
+        for (bad, key) in [
+            ("[device]\ninterval = \"0s\"", "device.interval"),
+            ("[device]\ninterval = \"2m\"", "device.interval"),
+            ("[device.names]\nother = \"x\"", "device.names"),
+            ("session_lifetime = \"0s\"", "session_lifetime"),
+            ("[oauth]\nrefresh_token_ttl = \"soon\"", "oauth.refresh_token_ttl"),
+        ] {
+            let e = Settings::from_toml(bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
     #[test]
     fn defaults_need_no_file() {
         let s = Settings::from_toml("").unwrap();
