@@ -40,3 +40,8 @@ measure() {
 metric() {
   curl -s "$1/metrics" | awk -v s="$2" '$1 == s {print $2}'
 }
+
+# cpu_seconds PID: user + system CPU time the process has used so far, in seconds.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
