@@ -52,6 +52,14 @@ fn event_from_row(row: &AnyRow) -> Result<AuditEvent> {
     })
 }
 
+/// Which events to keep: each set field must match exactly.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor_id: Option<String>,
+    pub target_id: Option<String>,
+}
+
 impl Store {
     /// Appends events in one transaction (the batched writer's path).
     pub async fn append_events(&self, events: &[AuditEvent]) -> Result<()> {
@@ -65,26 +73,39 @@ impl Store {
 
     /// One page of an organization's events, newest first, strictly older than `before`.
     pub async fn audit_events(&self, org: &OrgId, before: Option<&EventId>, limit: u32) -> Result<Vec<AuditEvent>> {
+        self.audit_events_where(org, &AuditFilter::default(), before, limit).await
+    }
+
+    /// Like [`Store::audit_events`], keeping only events that match `filter`.
+    pub async fn audit_events_where(
+        &self,
+        org: &OrgId,
+        filter: &AuditFilter,
+        before: Option<&EventId>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
         const COLS: &str = "id, org_id, at, actor_kind, actor_id, credential, action, target_kind, target_id, detail";
-        let rows = match before {
-            Some(before) => {
-                sqlx::query(&format!(
-                    "SELECT {COLS} FROM audit_events WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
-                ))
-                .bind(org.as_str())
-                .bind(before.as_str())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
+        let mut sql = format!("SELECT {COLS} FROM audit_events WHERE org_id = $1");
+        let mut binds: Vec<&str> = vec![org.as_str()];
+        // Only fixed column names and operators enter the SQL; values are bound.
+        let conditions = [
+            ("action =", filter.action.as_deref()),
+            ("actor_id =", filter.actor_id.as_deref()),
+            ("target_id =", filter.target_id.as_deref()),
+            ("id <", before.map(|b| b.as_str())),
+        ];
+        for (condition, value) in conditions {
+            if let Some(v) = value {
+                binds.push(v);
+                sql.push_str(&format!(" AND {condition} ${}", binds.len()));
             }
-            None => {
-                sqlx::query(&format!("SELECT {COLS} FROM audit_events WHERE org_id = $1 ORDER BY id DESC LIMIT $2"))
-                    .bind(org.as_str())
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        }
+        let sql = format!("{sql} ORDER BY id DESC LIMIT {limit}");
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
 }

@@ -38,6 +38,7 @@ mod time;
 
 pub use db::{Backend, Store};
 pub use api_keys::{KeyScope, KeyUsage};
+pub use audit::AuditFilter;
 pub use changes::{ChangeListener, LoggedChange, CHANGE_CHANNEL, LISTENER_APPLICATION_NAME};
 pub use model::*;
 
