@@ -79,6 +79,15 @@ impl UsageRecorder {
         self.pending.lock().expect("not poisoned").touches.get(key).map(|t| t.last)
     }
 
+    /// Requests this process counted for `key` and has not written yet, as
+    /// `(day since epoch, requests)`: the current day's and any spilled ones.
+    pub fn pending_counts(&self, key: &KeyId) -> Vec<(i64, i64)> {
+        let p = self.pending.lock().expect("not poisoned");
+        let current = p.touches.get(key).map(|t| (t.day, t.requests));
+        let spilled = p.spill.iter().filter(|u| u.key_id == *key).map(|u| (u.day, u.requests));
+        current.into_iter().chain(spilled).collect()
+    }
+
     /// Notes a rejected credential for the audit log (known keys) or the log.
     pub fn record_rejection(&self, rejection: &Rejection) {
         let grant: &Grant = match rejection {

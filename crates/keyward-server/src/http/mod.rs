@@ -17,7 +17,7 @@
 //!   `/.well-known/oauth-authorization-server`, `/oauth/device_authorization`; their own
 //!   error shape (RFC 6749 §5.2).
 //! - [`sessions`]: `/api/v1/sessions…`, a person's signed-in devices.
-//! - [`web`]: the HTML pages: `/login`, `/logout`, `/device`, `/`.
+//! - [`web`]: the HTML pages: `/login`, `/logout`, `/device`, `/`, `/settings/…`, `/admin/…`.
 
 pub mod api_keys;
 pub mod error;
@@ -83,6 +83,12 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(web::login::logout))
         .route("/device", get(web::device::page).post(web::device::submit))
         .route("/assets/keyward.css", get(web::stylesheet))
+        .route("/assets/copy.js", get(web::copy_script))
+        .route("/settings/org", post(web::app::switch_org))
+        .route("/settings/api-keys", get(web::keys::list).post(web::keys::create))
+        .route("/settings/api-keys/{id}", get(web::keys::detail))
+        .route("/settings/api-keys/{id}/revoke", get(web::keys::confirm_revoke).post(web::keys::revoke))
+        .route("/settings/api-keys/{id}/roll", post(web::keys::roll))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

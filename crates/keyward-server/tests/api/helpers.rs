@@ -686,3 +686,359 @@ MCowBQYDK2VwAyEAIlFYcB4bJ8QTHoUm5rHKsGgU49Mbup275rVfA/gCw2s=
 /// keyward-core's test Ed25519 public key (`ed25519_public.pem`) as JWK JSON text.
 pub const ED25519_PUBLIC_JWK: &str =
     r#"{"kty":"OKP","crv":"Ed25519","x":"en_V8W2jItrOgZuK_kILj4D_4ih2ZoZql2fMTtSB_Ic"}"#;
+
+// --- People who sign in: browsers, forms, the device flow ------------------------------
+
+/// The password every test person who signs in has.
+pub const PASSWORD: &str = "correct horse";
+
+/// `grant_type` of the device-code grant (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The argon2id hash of [`PASSWORD`], made once: argon2 is slow in a debug build, and
+/// the same salt for every test person does not matter here.
+pub fn password_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| keyward_core::password::hash(PASSWORD))
+}
+
+impl TestApp {
+    /// A new person in `org` with `role` whose password is [`PASSWORD`].
+    pub async fn person(&self, org: &Org, email: &str, role: &str) -> Member {
+        let m = self.member(org, email, role).await;
+        self.store.set_password_hash(&m.user.id, password_hash()).await.expect("set password");
+        m
+    }
+
+    /// A browser with an empty cookie jar that does not follow redirects.
+    pub fn browser(&self) -> Browser {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser { base: self.base.clone(), http, cookies: std::collections::BTreeMap::new() }
+    }
+
+    /// A browser signed in as `email` (password [`PASSWORD`]); the sign-in must succeed.
+    pub async fn signed_in(&self, email: &str) -> Browser {
+        let mut b = self.browser();
+        let r = b.sign_in(email, PASSWORD, "/").await;
+        assert_eq!(r.status, 303, "sign in as {email}: {}", r.text);
+        assert!(b.cookie("keyward_session").is_some(), "a session cookie after signing in as {email}");
+        b
+    }
+
+    /// `POST /oauth/device_authorization` with `client_id` and an optional `scope`.
+    pub async fn device_start_reply(&self, client_id: &str, scope: Option<&str>) -> Reply {
+        let mut pairs = vec![("client_id", client_id)];
+        if let Some(s) = scope {
+            pairs.push(("scope", s));
+        }
+        self.oauth_form("/oauth/device_authorization", None, &pairs).await
+    }
+
+    /// Starts the device flow; it must succeed. Returns the answer.
+    pub async fn device_start(&self, client_id: &str, scope: Option<&str>) -> DeviceStart {
+        let r = self.device_start_reply(client_id, scope).await;
+        assert_eq!(r.status, 200, "device authorization for {client_id}: {}", r.text);
+        DeviceStart {
+            device_code: r.body["device_code"].as_str().unwrap_or_else(|| panic!("device_code: {}", r.text)).to_owned(),
+            user_code: r.body["user_code"].as_str().unwrap_or_else(|| panic!("user_code: {}", r.text)).to_owned(),
+            body: r.body,
+        }
+    }
+
+    /// One poll of the token endpoint with the device-code grant.
+    pub async fn device_poll(&self, device_code: &str, client_id: &str) -> Reply {
+        self.token(
+            None,
+            &[("grant_type", DEVICE_CODE_GRANT), ("device_code", device_code), ("client_id", client_id)],
+        )
+        .await
+    }
+}
+
+/// The answer of `POST /oauth/device_authorization`.
+#[derive(Clone, Debug)]
+pub struct DeviceStart {
+    pub device_code: String,
+    pub user_code: String,
+    pub body: Value,
+}
+
+/// A browser: a client that does not follow redirects and a cookie jar kept by hand, so
+/// a test can drop or change one cookie.
+pub struct Browser {
+    pub base: String,
+    pub http: reqwest::Client,
+    /// name → value
+    pub cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
+    fn with_cookies(&self, rb: RequestBuilder) -> RequestBuilder {
+        if self.cookies.is_empty() {
+            return rb;
+        }
+        let header = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        rb.header(reqwest::header::COOKIE, header)
+    }
+
+    async fn exchange(&mut self, rb: RequestBuilder) -> Reply {
+        let r = send(self.with_cookies(rb)).await;
+        for line in set_cookies(&r) {
+            let first = line.split(';').next().unwrap_or_default();
+            let Some((name, value)) = first.split_once('=') else { continue };
+            let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
+            let lower = line.to_ascii_lowercase().replace(' ', "");
+            if value.is_empty() || lower.contains(";max-age=0") {
+                self.cookies.remove(&name);
+            } else {
+                self.cookies.insert(name, value);
+            }
+        }
+        r
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        let rb = self.http.get(format!("{}{path}", self.base));
+        self.exchange(rb).await
+    }
+
+    /// A form POST (`application/x-www-form-urlencoded`).
+    pub async fn post_form(&mut self, path: &str, pairs: &[(&str, &str)]) -> Reply {
+        self.post_raw(path, "application/x-www-form-urlencoded", form_body(pairs).into_bytes()).await
+    }
+
+    /// A POST with any content type and body bytes.
+    pub async fn post_raw(&mut self, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        let rb = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        self.exchange(rb).await
+    }
+
+    /// GETs `path` and returns the value of the page's hidden `csrf` field.
+    pub async fn csrf_from(&mut self, path: &str) -> String {
+        let r = self.get(path).await;
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text);
+        input_value(&r.text, "csrf").unwrap_or_else(|| panic!("no csrf field on {path}: {}", r.text))
+    }
+
+    /// `GET /login?next=…`, then `POST /login` with the form's csrf: the POST's answer.
+    pub async fn sign_in(&mut self, email: &str, password: &str, next: &str) -> Reply {
+        let csrf = self.csrf_from(&format!("/login?next={}", form_encode(next))).await;
+        self.post_form("/login", &[("csrf", &csrf), ("email", email), ("password", password), ("next", next)]).await
+    }
+}
+
+/// Every `Set-Cookie` header of a reply.
+pub fn set_cookies(r: &Reply) -> Vec<String> {
+    r.headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("Set-Cookie is text").to_owned())
+        .collect()
+}
+
+/// The `Set-Cookie` header that sets `name`, whole.
+pub fn set_cookie(r: &Reply, name: &str) -> Option<String> {
+    set_cookies(r).into_iter().find(|c| c.split_once('=').is_some_and(|(n, _)| n.trim() == name))
+}
+
+/// A reply's `Location` header; the reply must have one.
+#[track_caller]
+pub fn location(r: &Reply) -> String {
+    r.header("location").unwrap_or_else(|| panic!("no Location; status {} body {}", r.status, r.text))
+}
+
+/// The path and query of a `Location` value (a path, or an absolute URL whose origin is
+/// `origin`); `None` when it points at another origin.
+pub fn local_target(location: &str, origins: &[&str]) -> Option<String> {
+    if location.starts_with('/') && !location.starts_with("//") {
+        return Some(location.to_owned());
+    }
+    origins.iter().find_map(|o| {
+        location.strip_prefix(o).filter(|rest| rest.is_empty() || rest.starts_with('/')).map(|rest| {
+            if rest.is_empty() {
+                "/".to_owned()
+            } else {
+                rest.to_owned()
+            }
+        })
+    })
+}
+
+/// A query parameter of a path or URL, decoded.
+pub fn query_param(path_or_url: &str, name: &str) -> Option<String> {
+    let u = url::Url::parse("http://x.invalid/").unwrap().join(path_or_url).ok()?;
+    u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// The few character references a server-rendered page uses in attribute values.
+pub fn html_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&#x2F;", "/")
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Every `<tag …>` in `html` (case-insensitive), as attribute name (lower case) → value
+/// (unescaped; "" for a bare attribute).
+pub fn tags(html: &str, tag: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let lower = html.to_ascii_lowercase();
+    let open = format!("<{}", tag.to_ascii_lowercase());
+    let bytes = html.as_bytes();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(i) = lower[at..].find(&open) {
+        let start = at + i + open.len();
+        at = start;
+        match bytes.get(start) {
+            Some(b) if b.is_ascii_whitespace() || *b == b'>' || *b == b'/' => {}
+            _ => continue,
+        }
+        let mut attrs = std::collections::BTreeMap::new();
+        let mut j = start;
+        loop {
+            while j < bytes.len() && (bytes[j].is_ascii_whitespace() || bytes[j] == b'/') {
+                j += 1;
+            }
+            if j >= bytes.len() || bytes[j] == b'>' {
+                break;
+            }
+            let name_start = j;
+            while j < bytes.len() && !bytes[j].is_ascii_whitespace() && !b"=>/".contains(&bytes[j]) {
+                j += 1;
+            }
+            let name = html[name_start..j].to_ascii_lowercase();
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            let mut value = String::new();
+            if j < bytes.len() && bytes[j] == b'=' {
+                j += 1;
+                while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                if j < bytes.len() && (bytes[j] == b'"' || bytes[j] == b'\'') {
+                    let q = bytes[j];
+                    let v_start = j + 1;
+                    j = v_start;
+                    while j < bytes.len() && bytes[j] != q {
+                        j += 1;
+                    }
+                    value = html_unescape(&html[v_start..j.min(html.len())]);
+                    j += 1;
+                } else {
+                    let v_start = j;
+                    while j < bytes.len() && !bytes[j].is_ascii_whitespace() && bytes[j] != b'>' {
+                        j += 1;
+                    }
+                    value = html_unescape(&html[v_start..j]);
+                }
+            }
+            if name.is_empty() {
+                j += 1;
+                continue;
+            }
+            attrs.entry(name).or_insert(value);
+        }
+        out.push(attrs);
+        at = j.min(html.len());
+    }
+    out
+}
+
+/// The value of the first `<input name="name">` of a page.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    tags(html, "input").into_iter().find(|a| a.get("name").is_some_and(|n| n == name)).map(|a| {
+        a.get("value").cloned().unwrap_or_default()
+    })
+}
+
+/// The option values of `<select name="name">`; `None` when the page has no such select.
+pub fn select_options(html: &str, name: &str) -> Option<Vec<String>> {
+    let lower = html.to_ascii_lowercase();
+    let mut at = 0;
+    while let Some(i) = lower[at..].find("<select") {
+        let start = at + i;
+        let end = lower[start..].find("</select").map(|e| start + e).unwrap_or(html.len());
+        let chunk = &html[start..end];
+        let first = tags(chunk, "select").into_iter().next().unwrap_or_default();
+        if first.get("name").is_some_and(|n| n == name) {
+            let chunk_lower = chunk.to_ascii_lowercase();
+            let mut values = Vec::new();
+            let mut k = 0;
+            while let Some(o) = chunk_lower[k..].find("<option") {
+                let o_start = k + o;
+                let attrs = tags(&chunk[o_start..], "option").into_iter().next().unwrap_or_default();
+                let text_start = chunk[o_start..].find('>').map(|g| o_start + g + 1).unwrap_or(chunk.len());
+                let text_end = chunk_lower[text_start..].find('<').map(|l| text_start + l).unwrap_or(chunk.len());
+                values.push(attrs.get("value").cloned().unwrap_or_else(|| html_unescape(chunk[text_start..text_end].trim())));
+                k = text_start;
+            }
+            return Some(values);
+        }
+        at = end;
+    }
+    None
+}
+
+/// Asserts a server-rendered page as docs/device.md wants it: HTML, no script, no asset
+/// or link on another host, and a `<label for=…>` for every field a person fills in.
+#[track_caller]
+pub fn assert_plain_page(r: &Reply, what: &str) {
+    let ct = r.header("content-type").unwrap_or_default();
+    assert!(ct.starts_with("text/html"), "{what}: content type {ct:?}");
+    let lower = r.text.to_ascii_lowercase();
+    assert!(!lower.contains("<script"), "{what}: a script on the page: {}", r.text);
+    assert!(!lower.contains("javascript:"), "{what}: a javascript: URL on the page: {}", r.text);
+    for tag in ["script", "link", "img", "a", "iframe", "source", "form", "image", "use", "object", "embed"] {
+        for attrs in tags(&r.text, tag) {
+            for attr in ["src", "href", "srcset", "data"] {
+                if let Some(v) = attrs.get(attr) {
+                    let v = v.trim().to_ascii_lowercase();
+                    let external = (v.starts_with("http://") || v.starts_with("https://") || v.starts_with("//"))
+                        && !v.starts_with(PUBLIC_URL);
+                    assert!(!external, "{what}: <{tag} {attr}={v:?}> points at another host: {}", r.text);
+                }
+            }
+        }
+    }
+    assert!(!lower.contains("@import") && !lower.contains("url(http"), "{what}: CSS loads from elsewhere: {}", r.text);
+    let labels: Vec<String> = tags(&r.text, "label").into_iter().filter_map(|a| a.get("for").cloned()).collect();
+    let mut fields: Vec<(String, std::collections::BTreeMap<String, String>)> = Vec::new();
+    for attrs in tags(&r.text, "input") {
+        let kind = attrs.get("type").map(|t| t.to_ascii_lowercase()).unwrap_or_else(|| "text".into());
+        if !["hidden", "submit", "button", "reset", "image"].contains(&kind.as_str()) {
+            fields.push(("input".into(), attrs));
+        }
+    }
+    for tag in ["select", "textarea"] {
+        for attrs in tags(&r.text, tag) {
+            fields.push((tag.into(), attrs));
+        }
+    }
+    for (tag, attrs) in fields {
+        let id = attrs.get("id").unwrap_or_else(|| panic!("{what}: <{tag} {attrs:?}> has no id for a label: {}", r.text));
+        assert!(
+            labels.iter().any(|l| l == id),
+            "{what}: no <label for={id:?}> for <{tag} {attrs:?}>: {}",
+            r.text
+        );
+    }
+}

@@ -30,6 +30,11 @@
 //!   private_key_jwt), the jwt-bearer grant, refresh rotation and reuse, scopes, errors.
 //! - [`oauth_introspect`]: `/oauth/introspect`, `/oauth/revoke` and
 //!   `/.well-known/oauth-authorization-server`.
+//! - [`device`]: the device flow (RFC 8628) end to end: start, pending, slow_down,
+//!   approval on `/device` (one org or a choice), denial, expiry, redemption once,
+//!   another client's code, scopes, refresh, `/api/v1/sessions`.
+//! - [`login`]: `/login`, `/logout` and the `/device` page: one failure message, the
+//!   session cookie, local `next` only, CSRF, rate limits, plain pages, bad forms.
 
 #[macro_use]
 mod helpers;
@@ -39,7 +44,9 @@ mod audit;
 mod auth_check;
 mod bad_input;
 mod cross_org;
+mod device;
 mod legacy;
+mod login;
 mod oauth_introspect;
 mod oauth_token;
 mod ops;

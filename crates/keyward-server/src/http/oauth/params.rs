@@ -15,14 +15,18 @@ use super::OAuthError;
 /// The largest body an OAuth endpoint reads. An assertion is a few kilobytes at most.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A request's parameters by name.
+/// A request's parameters by name; `lists` holds the few fields a form may repeat
+/// (checkbox groups), which nothing else may.
 #[derive(Default)]
-pub struct Params(BTreeMap<String, String>);
+pub struct Params {
+    single: BTreeMap<String, String>,
+    lists: BTreeMap<String, Vec<String>>,
+}
 
 /// Never prints values: they are secrets, assertions and tokens.
 impl std::fmt::Debug for Params {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
+        f.debug_set().entries(self.single.keys().chain(self.lists.keys())).finish()
     }
 }
 
@@ -44,13 +48,20 @@ impl Params {
     }
 
     pub fn from_form(bytes: &[u8]) -> Result<Self, OAuthError> {
-        let mut map = BTreeMap::new();
+        Self::from_form_with_lists(bytes, &[])
+    }
+
+    /// A form in which the fields named in `lists` may repeat (read with `get_all`).
+    pub fn from_form_with_lists(bytes: &[u8], lists: &[&str]) -> Result<Self, OAuthError> {
+        let mut params = Self::default();
         for (k, v) in url::form_urlencoded::parse(bytes) {
-            if map.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+            if lists.contains(&k.as_ref()) {
+                params.lists.entry(k.into_owned()).or_default().push(v.into_owned());
+            } else if params.single.insert(k.clone().into_owned(), v.into_owned()).is_some() {
                 return Err(OAuthError::invalid_request(format!("the parameter {} is repeated", printable(&k))));
             }
         }
-        Ok(Self(map))
+        Ok(params)
     }
 
     fn from_json(bytes: &[u8]) -> Result<Self, OAuthError> {
@@ -62,22 +73,27 @@ impl Params {
         let serde_json::Value::Object(object) = value else {
             return Err(OAuthError::invalid_request("the JSON body must be an object"));
         };
-        let mut map = BTreeMap::new();
+        let mut params = Self::default();
         for (k, v) in object {
             match v {
                 serde_json::Value::String(s) => {
-                    map.insert(k, s);
+                    params.single.insert(k, s);
                 }
                 serde_json::Value::Null => {}
                 _ => return Err(OAuthError::invalid_request(format!("the parameter {} must be a string", printable(&k)))),
             }
         }
-        Ok(Self(map))
+        Ok(params)
     }
 
     /// The value of `name`; an empty value counts as absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.single.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// Every value of a repeatable field (empty values left out).
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.lists.get(name).map(|v| v.iter().map(String::as_str).filter(|v| !v.is_empty()).collect()).unwrap_or_default()
     }
 
     /// The value of `name`, or `invalid_request` naming it.
@@ -112,6 +128,14 @@ mod tests {
     fn a_repeated_parameter_is_refused() {
         let err = Params::from_form(b"grant_type=a&grant_type=b").unwrap_err();
         assert_eq!(err.code(), "invalid_request");
+    }
+
+    #[test]
+    fn named_lists_may_repeat() {
+        let p = Params::from_form_with_lists(b"permission=a%3Ar&permission=b%3Aw&name=x", &["permission"]).unwrap();
+        assert_eq!(p.get_all("permission"), ["a:r", "b:w"]);
+        assert_eq!(p.get("name"), Some("x"));
+        assert!(Params::from_form_with_lists(b"name=x&name=y", &["permission"]).is_err());
     }
 
     #[test]

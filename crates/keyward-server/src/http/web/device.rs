@@ -12,7 +12,7 @@ use axum::response::Response;
 use keyward_core::device::UserCode;
 use keyward_store::{DeviceAuthorization, User};
 
-use super::{check_csrf, client_address, csrf_token, html, query_param, read_form, redirect, signed_in, MessagePage, WebError};
+use super::{check_csrf, client_address, csrf_token, html, query_param, read_form, signed_in, MessagePage, WebError};
 use crate::state::AppState;
 
 const NOT_VALID: &str = "that code is not valid; check it and try again";
@@ -106,10 +106,7 @@ impl Visit<'_> {
 async fn person(state: &AppState, headers: &HeaderMap, back: &str) -> Result<Result<User, Response>, WebError> {
     match signed_in(state, headers).await? {
         Some(user) => Ok(Ok(user)),
-        None => {
-            let next: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
-            Ok(Err(redirect(&format!("/login?next={next}"), &[])))
-        }
+        None => Ok(Err(super::to_login(back))),
     }
 }
 

@@ -16,10 +16,15 @@
 //!
 //! # Layout
 //!
+//! - [`app`]: the signed-in person, the current organization and its switcher, the
+//!   navigation.
 //! - [`login`]: `/login`, `/logout`, `/`.
 //! - [`device`]: `/device`.
+//! - [`keys`]: `/settings/api-keys…`.
 
+pub mod app;
 pub mod device;
+pub mod keys;
 pub mod login;
 
 use std::net::SocketAddr;
@@ -46,6 +51,15 @@ pub const CSRF_COOKIE: &str = "keyward_csrf";
 /// The largest form body read. Sign-in and code forms are a few hundred bytes.
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
+/// The copy button's script: the only script keyward serves.
+pub async fn copy_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../../assets/copy.js"),
+    )
+        .into_response()
+}
+
 /// The stylesheet, served by keyward itself.
 pub async fn stylesheet() -> Response {
     (
@@ -62,6 +76,8 @@ pub enum WebError {
     BadRequest(&'static str),
     /// 403: no or wrong CSRF token, or not allowed.
     Forbidden(&'static str),
+    /// 404: absent, or another person's or organization's.
+    NotFound,
     /// 413.
     TooLarge,
     /// 415: not a form.
@@ -100,6 +116,7 @@ impl IntoResponse for WebError {
         let (status, heading, text) = match &self {
             WebError::BadRequest(t) => (StatusCode::BAD_REQUEST, "Bad request", *t),
             WebError::Forbidden(t) => (StatusCode::FORBIDDEN, "Forbidden", *t),
+            WebError::NotFound => (StatusCode::NOT_FOUND, "Not found", "there is nothing here, or it is not yours"),
             WebError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Too large", "the form is too large"),
             WebError::NotAForm => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Bad request", "send the form as application/x-www-form-urlencoded"),
             WebError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "the service is unavailable; try again shortly"),
@@ -127,6 +144,12 @@ pub fn html(status: StatusCode, page: &impl Template, cookies: &[String]) -> Res
     response
 }
 
+/// `303` to `/login`, which comes back to `back` after signing in.
+pub fn to_login(back: &str) -> Response {
+    let next: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+    redirect(&format!("/login?next={next}"), &[])
+}
+
 /// `303 See Other` to a local path, with cookies.
 pub fn redirect(to: &str, cookies: &[String]) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
@@ -141,7 +164,9 @@ fn secure_headers(h: &mut HeaderMap, cookies: &[String]) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -214,6 +239,11 @@ pub fn check_csrf(headers: &HeaderMap, form: &Params) -> Result<(), WebError> {
 
 /// Reads a form body: `application/x-www-form-urlencoded`, UTF-8, no repeated field.
 pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, WebError> {
+    read_form_with_lists(headers, body, &[]).await
+}
+
+/// [`read_form`], letting the fields in `lists` repeat (checkbox groups).
+pub async fn read_form_with_lists(headers: &HeaderMap, body: Body, lists: &[&str]) -> Result<Params, WebError> {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -226,7 +256,7 @@ pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, WebErr
     if std::str::from_utf8(&bytes).is_err() {
         return Err(WebError::BadRequest("the form is not valid text"));
     }
-    Params::from_form(&bytes).map_err(|_| WebError::BadRequest("the form cannot be read"))
+    Params::from_form_with_lists(&bytes, lists).map_err(|_| WebError::BadRequest("the form cannot be read"))
 }
 
 /// The signed-in person, if the request carries a live session cookie.

@@ -1,0 +1,130 @@
+//! What every signed-in page needs: the person, their organizations and the current one
+//! (the `keyward_org` cookie, switched with `POST /settings/org`), their permissions
+//! there, the CSRF token, and the navigation.
+//!
+//! Every page acts on the current organization only: it is resolved from the person's
+//! memberships on each request, so a cookie naming an organization the person has left
+//! (or never joined) falls back to their first one.
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use cookie::SameSite;
+use keyward_core::permission::{Permission, PermissionSet};
+use keyward_store::{Org, Principal, User};
+
+use super::{check_csrf, cookie_value, csrf_token, local_path, read_form, redirect, set_cookie, signed_in, WebError};
+use crate::state::AppState;
+
+pub const ORG_COOKIE: &str = "keyward_org";
+
+/// The navigation bar's facts, shared by every app page.
+pub struct Nav {
+    pub email: String,
+    pub csrf: String,
+    /// The person's organizations, by slug.
+    pub orgs: Vec<String>,
+    /// The current organization's slug.
+    pub org: String,
+    /// Whether the admin pages are shown (the person may read the members).
+    pub admin: bool,
+    /// Which section the page belongs to (`keys`, `members`, …).
+    pub section: &'static str,
+}
+
+/// A signed-in person on an app page.
+pub struct Person {
+    pub user: User,
+    pub org: Org,
+    pub role: String,
+    /// What the person's role in the current organization holds.
+    pub holds: PermissionSet,
+    pub csrf: String,
+    /// Cookies the response must set (a new CSRF token).
+    pub cookies: Vec<String>,
+    orgs: Vec<String>,
+}
+
+impl Person {
+    pub fn principal(&self) -> Principal {
+        Principal::user(&self.user.id)
+    }
+
+    pub fn allows(&self, p: &str) -> bool {
+        Permission::parse(p).is_ok_and(|p| self.holds.allows(&p))
+    }
+
+    /// The audit actor: the person, through the web UI.
+    pub fn actor(&self) -> keyward_store::Actor {
+        keyward_store::Actor { kind: "user".into(), id: Some(self.user.id.to_string()), credential: Some("web_session".into()) }
+    }
+
+    pub fn nav(&self, section: &'static str) -> Nav {
+        Nav {
+            email: self.user.email.to_string(),
+            csrf: self.csrf.clone(),
+            orgs: self.orgs.clone(),
+            org: self.org.slug.to_string(),
+            admin: self.allows("members:read"),
+            section,
+        }
+    }
+
+    /// `403` unless the person's role allows `p` in the current organization.
+    pub fn require(&self, p: &str) -> Result<(), WebError> {
+        if self.allows(p) {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden("your role in this organization does not allow this page"))
+        }
+    }
+}
+
+/// The signed-in person with their current organization, or a redirect to `/login`
+/// that comes back to `back`.
+pub async fn person(state: &AppState, headers: &HeaderMap, back: &str) -> Result<Result<Person, Response>, WebError> {
+    let Some(user) = signed_in(state, headers).await? else { return Ok(Err(super::to_login(back))) };
+    let memberships = state.store.orgs_of_user(&user.id).await?;
+    let wanted = cookie_value(headers, ORG_COOKIE);
+    let current = memberships
+        .iter()
+        .position(|(o, _)| wanted.as_deref() == Some(o.slug.as_str()))
+        .or(if memberships.is_empty() { None } else { Some(0) });
+    let Some(current) = current else {
+        return Err(WebError::Forbidden("you are not a member of any organization yet"));
+    };
+    let (csrf, set) = csrf_token(state, headers);
+    let orgs = memberships.iter().map(|(o, _)| o.slug.to_string()).collect();
+    let (org, role) = memberships.into_iter().nth(current).expect("the position is in range");
+    Ok(Ok(Person {
+        holds: state.settings.roles.permissions_of(&role),
+        user,
+        org,
+        role,
+        csrf,
+        cookies: set.into_iter().collect(),
+        orgs,
+    }))
+}
+
+/// The path and query of a request, to come back to after signing in.
+pub fn back_of(req: &Request) -> String {
+    req.uri().path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned())
+}
+
+/// `POST /settings/org`: switches the current organization (form: `csrf`, `org`, `next`).
+pub async fn switch_org(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
+    let (parts, body) = req.into_parts();
+    let form = read_form(&parts.headers, body).await?;
+    check_csrf(&parts.headers, &form)?;
+    let person = match person(&state, &parts.headers, "/settings/api-keys").await? {
+        Ok(p) => p,
+        Err(to_login) => return Ok(to_login),
+    };
+    let slug = form.get("org").unwrap_or_default();
+    if !person.orgs.iter().any(|o| o == slug) {
+        return Err(WebError::Forbidden("you are not a member of that organization"));
+    }
+    let cookie = set_cookie(&state, ORG_COOKIE, slug, SameSite::Lax, None);
+    Ok(redirect(&local_path(form.get("next").or(Some("/settings/api-keys"))), &[cookie]))
+}
