@@ -24,6 +24,9 @@ pub enum Via {
     /// A service account's client id and secret as HTTP Basic.
     BasicClient,
     Header,
+    /// The web UI's session cookie (management API only, read by the server when no
+    /// other credential is present).
+    SessionCookie,
 }
 
 /// A credential as presented, before any lookup.

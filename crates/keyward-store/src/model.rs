@@ -170,16 +170,19 @@ pub enum CredentialRef {
     AccessToken { id: TokenId, family: FamilyId, client_id: String },
     /// A service account's own client secret, presented as HTTP Basic.
     ClientSecret { account: ServiceAccountId, client_id: String },
+    /// A person's browser session (the web UI's cookie), on the management API.
+    Session { user: UserId },
 }
 
 impl CredentialRef {
-    /// `api_key`, `access_token` or `client_secret`: the kind shown in `/api/v1/me`,
+    /// `api_key`, `access_token`, `client_secret` or `session`: the kind shown in `/api/v1/me`,
     /// `X-Keyward-Credential` and audit events.
     pub fn kind(&self) -> &'static str {
         match self {
             CredentialRef::ApiKey(_) => "api_key",
             CredentialRef::AccessToken { .. } => "access_token",
             CredentialRef::ClientSecret { .. } => "client_secret",
+            CredentialRef::Session { .. } => "session",
         }
     }
 
@@ -189,6 +192,7 @@ impl CredentialRef {
             CredentialRef::ApiKey(id) => id.as_str(),
             CredentialRef::AccessToken { id, .. } => id.as_str(),
             CredentialRef::ClientSecret { account, .. } => account.as_str(),
+            CredentialRef::Session { user } => user.as_str(),
         }
     }
 

@@ -21,7 +21,15 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state.auth.authenticate(&parts.headers).await.map(Caller).map_err(ApiError::from)
+        match state.auth.authenticate(&parts.headers).await {
+            // No credential at all: the web UI's session cookie may stand in for one
+            // on the management API (never on /auth/check or the gateway).
+            Err(Rejection::Missing) => match crate::http::web::api_session::identity(state, parts).await? {
+                Some(identity) => Ok(Caller(identity)),
+                None => Err(ApiError::MissingCredential),
+            },
+            other => other.map(Caller).map_err(ApiError::from),
+        }
     }
 }
 

@@ -22,6 +22,7 @@
 //! - [`org`]: `GET /api/v1/members`.
 //! - [`cross_org`]: another organization's credential against every route.
 //! - [`bad_input`]: malformed requests on every route get a 4xx JSON error.
+//! - [`session_api`]: the web UI's session cookie on the management API.
 //! - [`secrets_at_rest`]: no plain key in the database or the log after a lifecycle.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`, `/api/v1/openapi.json`.
 //! - [`service_accounts`]: `/api/v1/service-accounts`: create, list, delete, secret
@@ -54,6 +55,7 @@ mod org;
 mod presentation;
 mod revocation;
 mod secrets_at_rest;
+mod session_api;
 mod service_accounts;
 mod usage;
 mod verify;

@@ -16,12 +16,14 @@
 //!
 //! # Layout
 //!
+//! - [`api_session`]: the session cookie as a credential on the management API.
 //! - [`app`]: the signed-in person, the current organization and its switcher, the
 //!   navigation.
 //! - [`login`]: `/login`, `/logout`, `/`.
 //! - [`device`]: `/device`.
 //! - [`keys`]: `/settings/api-keys…`.
 
+pub mod api_session;
 pub mod app;
 pub mod device;
 pub mod keys;

@@ -1,0 +1,77 @@
+//! The web UI's session cookie as a credential on the management API (DESIGN.md's
+//! sixth presentation): read only under `/api/v1/`, only when the request presents no
+//! other credential, and for unsafe methods only with an `X-CSRF-Token` header equal
+//! to the `keyward_csrf` cookie — another site can make a browser send the cookie, but
+//! not read it into a header.
+//!
+//! The caller is the person in their current organization (the `keyward_org` cookie,
+//! else their first); the grant is built per request, not cached: the UI's traffic is
+//! small, and a session ends by a row delete that no change log needs to carry.
+
+use std::sync::Arc;
+
+use axum::http::request::Parts;
+use keyward_core::credential::Via;
+use keyward_core::secret::{DisplayPrefix, SecretHash};
+use keyward_store::{CredentialGrant, CredentialRef, Principal};
+use subtle::ConstantTimeEq;
+
+use super::app::ORG_COOKIE;
+use super::{cookie_value, signed_in, WebError, CSRF_COOKIE, SESSION_COOKIE};
+use crate::auth::{Grant, Identity};
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// The header an unsafe request made with the session cookie must carry.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+impl From<WebError> for ApiError {
+    fn from(e: WebError) -> Self {
+        match e {
+            WebError::Unavailable => ApiError::Unavailable,
+            other => ApiError::Internal(anyhow::anyhow!("{other:?}")),
+        }
+    }
+}
+
+/// The person signed in by the request's session cookie, as an API caller; `None`
+/// when there is no live session (or the path is not the management API).
+pub async fn identity(state: &AppState, parts: &Parts) -> Result<Option<Identity>, ApiError> {
+    if !parts.uri.path().starts_with("/api/v1/") {
+        return Ok(None);
+    }
+    let Some(user) = signed_in(state, &parts.headers).await? else { return Ok(None) };
+    if !parts.method.is_safe() {
+        let cookie = cookie_value(&parts.headers, CSRF_COOKIE);
+        let header = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        let matches = match (cookie.as_deref(), header) {
+            (Some(c), Some(h)) => c.len() == h.len() && bool::from(c.as_bytes().ct_eq(h.as_bytes())),
+            _ => false,
+        };
+        if !matches {
+            return Err(ApiError::Forbidden(format!(
+                "a request made with the session cookie needs the {CSRF_HEADER} header (the keyward_csrf cookie's value)"
+            )));
+        }
+    }
+    let memberships = state.store.orgs_of_user(&user.id).await.map_err(ApiError::from)?;
+    let wanted = cookie_value(&parts.headers, ORG_COOKIE);
+    let chosen = memberships.iter().find(|(o, _)| wanted.as_deref() == Some(o.slug.as_str())).or(memberships.first());
+    let Some((org, role)) = chosen.cloned() else { return Ok(None) };
+    let session = cookie_value(&parts.headers, SESSION_COOKIE).unwrap_or_default();
+    let found = CredentialGrant {
+        credential: CredentialRef::Session { user: user.id.clone() },
+        prefix: DisplayPrefix::from_stored(String::new()),
+        org_id: org.id,
+        org_slug: org.slug,
+        org_plan: org.plan,
+        principal: Principal::user(&user.id),
+        principal_label: user.email.to_string(),
+        own_permissions: None,
+        role: Some(role),
+        secret_hash: SecretHash::of(&session),
+        expires_at: None,
+        revoked: false,
+    };
+    Ok(Some(Identity::new(Arc::new(Grant::from_found(found, &state.settings.roles)), Via::SessionCookie)))
+}
