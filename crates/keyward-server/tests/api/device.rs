@@ -352,6 +352,27 @@ async fn clients_not_allowed_and_bad_requests(db: &TestDb) {
     r.assert_oauth_error(r.status, "invalid_client");
 }
 
+/// docs/device.md: "`invalid_client` for a client id not in `device.client_ids` (`401`
+/// when it came with Basic)" — a service account presenting its own secret included.
+async fn a_service_account_with_its_secret_is_no_device_client(db: &TestDb) {
+    let app = spawn_app(db).await;
+    let (_, admin) = app.org_with_admin("acme").await;
+    let sa = app.create_sa(&admin, json!({"name": "bot"})).await;
+    let r = app.oauth_form("/oauth/device_authorization", Some(&sa.basic()), &[]).await;
+    assert_device_error(&r, 401, "invalid_client");
+    assert!(r.challenges().iter().any(|c| c.starts_with("Basic")), "{:?}", r.challenges());
+    let r = app
+        .oauth_form("/oauth/device_authorization", None, &[("client_id", &sa.client_id), ("client_secret", sa.secret())])
+        .await;
+    assert_device_error(&r, r.status, "invalid_client");
+    // The same at the token endpoint ("a client id not in device.client_ids → invalid_client").
+    let start = app.device_start("keyward-cli", None).await;
+    let r = app
+        .token(Some(&sa.basic()), &[("grant_type", DEVICE_CODE_GRANT), ("device_code", &start.device_code)])
+        .await;
+    r.assert_oauth_error(401, "invalid_client");
+}
+
 async fn a_person_in_two_orgs_chooses_one(db: &TestDb) {
     let app = spawn_app(db).await;
     let acme = app.org("acme").await;
@@ -587,6 +608,7 @@ both_backends!(
     an_expired_code_is_expired_token,
     another_clients_code_is_invalid_grant,
     clients_not_allowed_and_bad_requests,
+    a_service_account_with_its_secret_is_no_device_client,
     a_person_in_two_orgs_chooses_one,
     an_org_the_person_is_not_in_is_403,
     a_scope_narrows_the_token,
