@@ -38,6 +38,26 @@ pub enum Command {
     /// Service accounts: non-human members with a client secret or a public key.
     #[command(subcommand, name = "serviceaccount", alias = "service-account")]
     ServiceAccount(ServiceAccountCommand),
+    /// Sign in to a keyward server with the device flow (a code to approve in a browser);
+    /// the tokens are kept in $XDG_CONFIG_HOME/keyward/credentials.json, mode 0600.
+    Login {
+        /// The server's base URL, e.g. https://keys.example.com.
+        #[arg(long)]
+        server: String,
+        /// Space-separated permissions to ask for (default: all the person holds).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Do not try to open a browser; only print the address and the code.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Who the stored sign-in is (refreshing its token when it has expired).
+    Whoami {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// End the stored sign-in at the server and delete it.
+    Logout,
 }
 
 #[derive(Subcommand)]

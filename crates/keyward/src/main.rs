@@ -11,11 +11,14 @@
 //! - `admin`: organizations, people, memberships.
 //! - `keys`: key create, list, revoke, import.
 //! - `context`: loading settings and connecting, shared by the commands.
+//! - `login`: `login`, `whoami`, `logout` — a device-flow client of a server; no
+//!   configuration, no database.
 
 mod admin;
 mod cli;
 mod context;
 mod keys;
+mod login;
 mod service_accounts;
 
 use std::process::ExitCode;
@@ -62,6 +65,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Member(cmd) => admin::member(config, cmd).await,
         Command::Key(cmd) => keys::run(config, cmd).await,
         Command::ServiceAccount(cmd) => service_accounts::run(config, cmd).await,
+        Command::Login { server, scope, no_browser } => login::login(&server, scope.as_deref(), no_browser).await,
+        Command::Whoami { json } => login::whoami(json.json).await,
+        Command::Logout => login::logout().await,
     }
 }
 
