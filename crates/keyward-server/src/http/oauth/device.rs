@@ -29,7 +29,11 @@ fn device_client(state: &AppState, client: Client) -> Result<String, OAuthError>
     match client {
         Client::Public(id) if is_device_client(state, &id) => Ok(id),
         Client::Public(_) => Err(OAuthError::unknown_public_client()),
-        Client::Confidential(_) => Err(OAuthError::unauthorized_client("service accounts use client_credentials, not the device flow")),
+        // Not a device-flow client (docs/device.md): invalid_client, 401 after Basic.
+        Client::Confidential(c) => Err(OAuthError::invalid_client(
+            "service accounts use client_credentials, not the device flow",
+            c.method == client::Method::SecretBasic,
+        )),
         Client::Anonymous => Err(OAuthError::invalid_request("the parameter client_id is required")),
     }
 }
