@@ -34,6 +34,9 @@
 //! - [`device`]: the device flow (RFC 8628) end to end: start, pending, slow_down,
 //!   approval on `/device` (one org or a choice), denial, expiry, redemption once,
 //!   another client's code, scopes, refresh, `/api/v1/sessions`.
+//! - [`web_admin`]: the admin pages: who may reach them, members' roles and removal,
+//!   service accounts (secret shown once, uploaded key, rotate, delete), the audit log,
+//!   CSRF on every form, another organization's ids.
 //! - [`login`]: `/login`, `/logout` and the `/device` page: one failure message, the
 //!   session cookie, local `next` only, CSRF, rate limits, plain pages, bad forms.
 
@@ -59,3 +62,4 @@ mod session_api;
 mod service_accounts;
 mod usage;
 mod verify;
+mod web_admin;

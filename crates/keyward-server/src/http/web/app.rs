@@ -26,7 +26,8 @@ pub struct Nav {
     pub orgs: Vec<String>,
     /// The current organization's slug.
     pub org: String,
-    /// Whether the admin pages are shown (the person may read the members).
+    /// Whether the admin pages are shown: by the rule the pages themselves apply
+    /// ([`super::admin::ADMIN`], `members:write`).
     pub admin: bool,
     /// Which section the page belongs to (`keys`, `members`, …).
     pub section: &'static str,
@@ -65,7 +66,7 @@ impl Person {
             csrf: self.csrf.clone(),
             orgs: self.orgs.clone(),
             org: self.org.slug.to_string(),
-            admin: self.allows("members:read"),
+            admin: self.allows(super::admin::ADMIN),
             section,
         }
     }

@@ -22,8 +22,11 @@
 //! - [`login`]: `/login`, `/logout`, `/`.
 //! - [`device`]: `/device`.
 //! - [`keys`]: `/settings/api-keys…`.
+//! - [`admin`]: `/admin/members…`, `/admin/service-accounts…`, `/admin/audit`: the
+//!   organization admin's pages.
 
 pub mod api_session;
+pub mod admin;
 pub mod app;
 pub mod device;
 pub mod keys;
