@@ -39,6 +39,8 @@
 //!   CSRF on every form, another organization's ids.
 //! - [`login`]: `/login`, `/logout` and the `/device` page: one failure message, the
 //!   session cookie, local `next` only, CSRF, rate limits, plain pages, bad forms.
+//! - [`web_pages`]: the web UI's pages: CSRF on every form, nothing of another
+//!   organization or person, no secret in a URL, own assets and labelled fields.
 
 #[macro_use]
 mod helpers;
@@ -63,3 +65,4 @@ mod service_accounts;
 mod usage;
 mod verify;
 mod web_admin;
+mod web_pages;
