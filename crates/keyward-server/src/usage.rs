@@ -31,6 +31,10 @@ struct Pending {
     touches: HashMap<KeyId, Touch>,
     /// Completed days (a key used across midnight) and batches a failed flush returned.
     spill: Vec<KeyUsage>,
+    /// The last-used times of the batch the last flush took, kept until the next flush
+    /// takes its own: a list that read the database before that batch was written, then
+    /// this memory after it was taken, still sees the use.
+    recent: HashMap<KeyId, DateTime<Utc>>,
     failures: HashMap<(String, &'static str), Failure>,
     dropped_failures: u64,
 }
@@ -74,9 +78,12 @@ impl UsageRecorder {
         }
     }
 
-    /// A use not yet written, so lists on this instance are current at once.
+    /// A use not yet written (or written by the last flush), so lists on this instance
+    /// are current at once. Callers take the later of this and the database's time.
     pub fn last_used(&self, key: &KeyId) -> Option<DateTime<Utc>> {
-        self.pending.lock().expect("not poisoned").touches.get(key).map(|t| t.last)
+        let p = self.pending.lock().expect("not poisoned");
+        let spilled = p.spill.iter().filter(|u| u.key_id == *key).map(|u| u.last_used_at);
+        p.touches.get(key).map(|t| t.last).into_iter().chain(spilled).chain(p.recent.get(key).copied()).max()
     }
 
     /// Requests this process counted for `key` and has not written yet, as
@@ -129,6 +136,7 @@ impl UsageRecorder {
                 day: t.day,
                 requests: t.requests,
             }));
+            p.recent = usage.iter().map(|u| (u.key_id.clone(), u.last_used_at)).collect();
             let events: Vec<AuditEvent> = p
                 .failures
                 .drain()
@@ -177,5 +185,23 @@ mod tests {
         assert_eq!(p.touches[&a].requests, 3);
         drop(p);
         assert!(r.last_used(&a).is_some());
+    }
+
+    /// A flush takes the batch out of the touches before the database has it: the
+    /// last-used time must stay visible in memory meanwhile (and until the next flush).
+    #[tokio::test]
+    async fn a_taken_batch_stays_visible_until_the_next_flush() {
+        let db = keyward_store::testing::TestDb::sqlite();
+        let store = db.store().await;
+        let r = UsageRecorder::default();
+        let key = KeyId::generate();
+        r.touch(&key);
+        let used = r.last_used(&key).unwrap();
+        // The key is not in the database, so the write changes no row: what matters is
+        // what memory answers after the batch was taken.
+        r.flush(&store).await;
+        assert_eq!(r.last_used(&key), Some(used), "visible after its batch was taken");
+        r.flush(&store).await;
+        assert_eq!(r.last_used(&key), None, "forgotten once the next flush took its own batch");
     }
 }
