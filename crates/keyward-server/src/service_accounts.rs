@@ -195,12 +195,9 @@ pub async fn rotate(
 #[cfg(test)]
 mod tests {
     use super::*;
-        use keyward_core::permission::{default_roles, DEFAULT_CATALOGUE};
-
 
     fn roles() -> Roles {
-        let catalogue: Vec<String> = DEFAULT_CATALOGUE.iter().map(|s| s.to_string()).collect();
-        Roles::new(&catalogue, &default_roles()).unwrap()
+        Roles::default()
     }
 
     #[test]

@@ -14,6 +14,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::audit::insert_event;
+use crate::text::{corrupt, permissions_from_text, permissions_to_text};
 use crate::time::{from_ms, opt_from_ms, opt_to_ms, to_ms};
 use crate::{
     Actor, ApiKey, AuditEvent, Change, KeyGrant, NewApiKey, Principal, PrincipalKind, Result, Store, StoreError,
@@ -30,26 +31,13 @@ pub struct KeyScope {
     pub principal_id: Option<String>,
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} {value:?}"))
-}
 
-fn permissions_to_text(p: &Option<PermissionSet>) -> Option<String> {
-    p.as_ref().map(|set| serde_json::to_string(&set.to_strings()).expect("strings serialise"))
-}
 
 fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
     let id: String = row.try_get("id")?;
     let org: String = row.try_get("org_id")?;
     let kind: String = row.try_get("principal_kind")?;
-    let perms: Option<String> = row.try_get("permissions")?;
-    let permissions = match perms {
-        None => None,
-        Some(text) => {
-            let list: Vec<String> = serde_json::from_str(&text).map_err(|_| corrupt("permissions", &text))?;
-            Some(PermissionSet::parse(&list).map_err(|e| StoreError::Corrupt(e.0))?)
-        }
-    };
+    let permissions = permissions_from_text(row.try_get("permissions")?)?;
     Ok(ApiKey {
         id: KeyId::parse(&id).ok_or_else(|| corrupt("key id", &id))?,
         org_id: OrgId::parse(&org).ok_or_else(|| corrupt("org id", &org))?,

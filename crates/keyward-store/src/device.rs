@@ -8,11 +8,11 @@
 use chrono::{DateTime, Utc};
 use keyward_core::device::UserCode;
 use keyward_core::ids::{DeviceId, FamilyId, OrgId, UserId};
-use keyward_core::permission::PermissionSet;
 use keyward_core::secret::SecretHash;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::text::{corrupt, permissions_from_text, permissions_to_text};
 use crate::time::{from_ms, opt_from_ms, to_ms};
 use crate::{
     ApprovedDevice, DeviceAuthorization, DevicePoll, DeviceSession, DeviceStatus, IssuedTokens, NewDeviceAuthorization,
@@ -22,23 +22,8 @@ use crate::{
 /// How much `slow_down` adds to a code's interval (RFC 8628 §3.5).
 pub const SLOW_DOWN_STEP_MS: i64 = 5_000;
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} {value:?}"))
-}
 
-fn scopes_to_text(p: &Option<PermissionSet>) -> Option<String> {
-    p.as_ref().map(|set| serde_json::to_string(&set.to_strings()).expect("strings serialise"))
-}
 
-fn scopes_from_text(text: Option<String>) -> Result<Option<PermissionSet>> {
-    match text {
-        None => Ok(None),
-        Some(text) => {
-            let list: Vec<String> = serde_json::from_str(&text).map_err(|_| corrupt("scopes", &text))?;
-            Ok(Some(PermissionSet::parse(&list).map_err(|e| StoreError::Corrupt(e.0))?))
-        }
-    }
-}
 
 fn authorization_from_row(row: &AnyRow) -> Result<DeviceAuthorization> {
     let id: String = row.try_get("id")?;
@@ -48,7 +33,7 @@ fn authorization_from_row(row: &AnyRow) -> Result<DeviceAuthorization> {
         id: DeviceId::parse(&id).ok_or_else(|| corrupt("device id", &id))?,
         user_code: UserCode::parse(&code).ok_or_else(|| corrupt("user code", &code))?,
         client_id: row.try_get("client_id")?,
-        scopes: scopes_from_text(row.try_get("scopes")?)?,
+        scopes: permissions_from_text(row.try_get("scopes")?)?,
         status: DeviceStatus::parse(&status)?,
         expires_at: from_ms(row.try_get("expires_at")?),
     })
@@ -74,7 +59,7 @@ impl Store {
         .bind(new.code_hash.to_hex())
         .bind(new.user_code.as_str())
         .bind(&new.client_id)
-        .bind(scopes_to_text(&new.scopes))
+        .bind(permissions_to_text(&new.scopes))
         .bind(new.interval.num_milliseconds())
         .bind(now)
         .bind(to_ms(new.expires_at))
@@ -179,7 +164,7 @@ impl Store {
                     user_id: UserId::parse(&user).ok_or_else(|| corrupt("user id", &user))?,
                     org_id: OrgId::parse(&org).ok_or_else(|| corrupt("org id", &org))?,
                     client_id: owner,
-                    scopes: scopes_from_text(row.try_get("scopes")?)?,
+                    scopes: permissions_from_text(row.try_get("scopes")?)?,
                     role: row.try_get("role")?,
                 };
                 let Some(mut tokens) = issue(&approved) else { return Ok((DevicePoll::Denied, None)) };
@@ -224,7 +209,7 @@ impl Store {
                     client_id: row.try_get("client_id")?,
                     org_id: org.clone(),
                     org_slug: keyward_core::domain::Slug::parse(&slug).map_err(|e| StoreError::Corrupt(e.0))?,
-                    scopes: scopes_from_text(row.try_get("scopes")?)?,
+                    scopes: permissions_from_text(row.try_get("scopes")?)?,
                     created_at: opt_from_ms(row.try_get("decided_at")?).unwrap_or(DateTime::<Utc>::MIN_UTC),
                     last_refreshed_at: from_ms(row.try_get("last_refreshed_at")?),
                     expires_at: from_ms(row.try_get("expires_at")?),

@@ -34,6 +34,7 @@ pub mod web_sessions;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+mod text;
 mod time;
 
 pub use db::{Backend, Store};

@@ -15,15 +15,13 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::audit::insert_event;
+use crate::text::corrupt;
 use crate::time::{from_ms, opt_from_ms, to_ms};
 use crate::{
     Actor, AuditEvent, Change, ClientRecord, ClientSecretInfo, CredentialGrant, CredentialRef, NewClientSecret,
     NewServiceAccount, Principal, Result, ServiceAccount, Store, StoreError,
 };
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} {value:?}"))
-}
 
 const ACCOUNT_SELECT: &str = "SELECT a.id, a.org_id, a.client_id, a.name, a.created_at, m.role, o.slug AS org_slug, o.plan AS org_plan \
      FROM service_accounts a JOIN orgs o ON o.id = a.org_id \

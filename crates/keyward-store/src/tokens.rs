@@ -8,34 +8,19 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::ids::{FamilyId, OrgId, TokenId};
-use keyward_core::permission::PermissionSet;
 use keyward_core::secret::{DisplayPrefix, SecretHash};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::text::{corrupt, permissions_from_text, permissions_to_text};
 use crate::time::{from_ms, to_ms};
 use crate::{
     Change, CredentialGrant, CredentialRef, IssuedTokens, NewToken, NewTokens, Principal, PrincipalKind,
     RefreshOutcome, RefreshedGrant, Result, Store, StoreError, TokenInfo,
 };
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} {value:?}"))
-}
 
-fn scopes_to_text(p: &Option<PermissionSet>) -> Option<String> {
-    p.as_ref().map(|set| serde_json::to_string(&set.to_strings()).expect("strings serialise"))
-}
 
-fn scopes_from_text(text: Option<String>) -> Result<Option<PermissionSet>> {
-    match text {
-        None => Ok(None),
-        Some(text) => {
-            let list: Vec<String> = serde_json::from_str(&text).map_err(|_| corrupt("scopes", &text))?;
-            Ok(Some(PermissionSet::parse(&list).map_err(|e| StoreError::Corrupt(e.0))?))
-        }
-    }
-}
 
 /// The token joined with its organization, the principal's role and label.
 const TOKEN_SELECT: &str = "SELECT t.hash, t.id, t.kind, t.family_id, t.org_id, t.principal_kind, t.principal_id, \
@@ -65,7 +50,7 @@ fn info_from_row(row: &AnyRow) -> Result<TokenInfo> {
         principal: Principal { kind: PrincipalKind::parse(&kind)?, id: row.try_get("principal_id")? },
         principal_label: label.unwrap_or_default(),
         client_id: row.try_get("client_id")?,
-        scopes: scopes_from_text(row.try_get("scopes")?)?,
+        scopes: permissions_from_text(row.try_get("scopes")?)?,
         role: row.try_get("role")?,
         created_at: from_ms(row.try_get("created_at")?),
         expires_at: from_ms(row.try_get("expires_at")?),
@@ -94,7 +79,7 @@ async fn insert_token<'e>(
     .bind(new.principal.kind.as_str())
     .bind(&new.principal.id)
     .bind(&new.client_id)
-    .bind(scopes_to_text(&new.scopes))
+    .bind(permissions_to_text(&new.scopes))
     .bind(token.prefix.as_str())
     .bind(to_ms(crate::time::now()))
     .bind(to_ms(token.expires_at))

@@ -77,11 +77,9 @@ pub(crate) use admin_or_return;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyward_core::permission::{default_roles, DEFAULT_CATALOGUE};
 
     fn roles() -> Roles {
-        let catalogue: Vec<String> = DEFAULT_CATALOGUE.iter().map(|s| s.to_string()).collect();
-        Roles::new(&catalogue, &default_roles()).unwrap()
+        Roles::default()
     }
 
     #[test]
