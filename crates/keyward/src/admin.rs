@@ -40,26 +40,34 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
+/// The argon2id hash of a password read from stdin (slow by design: off the async workers).
+async fn password_hash_from_stdin() -> anyhow::Result<String> {
+    let password = read_password()?;
+    Ok(tokio::task::spawn_blocking(move || keyward_core::password::hash(&password)).await?)
+}
+
 pub async fn user(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()> {
-    let UserCommand::Create { email, org, role, name, password_stdin, json } = cmd;
     let ctx = Context::open(config).await?;
+    let (email, org, role, name, password_stdin, json) = match cmd {
+        UserCommand::Create { email, org, role, name, password_stdin, json } => (email, org, role, name, password_stdin, json),
+        UserCommand::SetPassword { email, json } => {
+            let user = ctx.user(&email).await?;
+            let phc = password_hash_from_stdin().await?;
+            ctx.store.set_password_hash(&user.id, &phc).await?;
+            if json.json {
+                print_json(&json!({ "id": user.id, "email": user.email, "password_set": true }));
+            } else {
+                eprintln!("set the password of {}", user.email);
+            }
+            return Ok(());
+        }
+    };
     ctx.check_role(&role)?;
     let org = ctx.org(&org).await?;
     let email = Email::parse(&email).map_err(|e| anyhow!(e.0))?;
-    let password_hash = if password_stdin {
-        let password = read_password()?;
-        // argon2id is slow by design; keep it off the async workers.
-        Some(tokio::task::spawn_blocking(move || keyward_core::password::hash(&password)).await?)
-    } else {
-        None
-    };
+    let password_hash = if password_stdin { Some(password_hash_from_stdin().await?) } else { None };
     let (user, created) = match ctx.store.user_by_email(&email).await {
-        Ok(user) => {
-            if let Some(phc) = &password_hash {
-                ctx.store.set_password_hash(&user.id, phc).await?;
-            }
-            (user, false)
-        }
+        Ok(user) => (user, false),
         Err(StoreError::NotFound) => {
             let default_name = email.as_str().split('@').next().unwrap_or_default().to_owned();
             let display = Name::parse(name.as_deref().unwrap_or(&default_name)).map_err(|e| anyhow!(e.0))?;
@@ -71,6 +79,10 @@ pub async fn user(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()>
         StoreError::Conflict(_) => anyhow!("{email} is already a member of {}; use `keyward member set-role`", org.slug),
         e => e.into(),
     })?;
+    // An existing person's password changes only once the command has succeeded.
+    if let (false, Some(phc)) = (created, &password_hash) {
+        ctx.store.set_password_hash(&user.id, phc).await?;
+    }
     if json.json {
         print_json(&json!({ "id": user.id, "email": user.email, "org": org.slug, "role": role, "created": created }));
     } else {

@@ -165,6 +165,12 @@ pub enum UserCommand {
         #[command(flatten)]
         json: Json,
     },
+    /// Set a person's password (for the sign-in page), read from the first line of stdin.
+    SetPassword {
+        email: String,
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
 #[derive(Subcommand)]

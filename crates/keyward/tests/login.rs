@@ -409,3 +409,36 @@ fn login_to_a_server_that_is_not_there_fails_cleanly() {
     assert!(stderr.starts_with("error: cannot reach"), "{stderr}");
     assert!(!credentials_file(home.path()).exists());
 }
+
+/// Whether `email` can sign in with `password` (`303` from `POST /login`).
+fn signs_in(base: &str, email: &str, password: &str) -> bool {
+    let jar = Arc::new(Jar::default());
+    let browser = Client::builder().cookie_provider(jar).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = browser.get(format!("{base}/login")).send().unwrap().text().unwrap();
+    let csrf = csrf_field(&page);
+    let res = browser
+        .post(format!("{base}/login"))
+        .form(&[("csrf", csrf.as_str()), ("email", email), ("password", password), ("next", "/")])
+        .send()
+        .unwrap();
+    res.status().as_u16() == 303
+}
+
+#[test]
+fn user_set_password_lets_a_person_sign_in() {
+    let (_db, kw, server) = setup();
+    kw.ok(&["user", "create", "bob@example.com", "--org", "acme"]);
+    assert!(!signs_in(&server.base, "bob@example.com", PASSWORD), "no password yet");
+    let out = kw.run_with_stdin(&["user", "set-password", "bob@example.com"], &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    assert!(signs_in(&server.base, "bob@example.com", PASSWORD));
+    // A `user create` that fails (already a member) leaves the password as it was.
+    let out = kw.run_with_stdin(&["user", "create", "bob@example.com", "--org", "acme", "--password-stdin"], "another-password\n");
+    assert!(!out.status.success());
+    assert!(signs_in(&server.base, "bob@example.com", PASSWORD), "the old password still works");
+    assert!(!signs_in(&server.base, "bob@example.com", "another-password"));
+    let out = kw.run_with_stdin(&["user", "set-password", "nobody@example.com"], &format!("{PASSWORD}\n"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user"), "{}", String::from_utf8_lossy(&out.stderr));
+}
