@@ -104,7 +104,7 @@ awk -v cr="${sum[c_rps]}" -v cp="${sum[c_p99]}" -v cc="${sum[c_cpu]}" -v tr="${s
   printf "baseline /auth/check (Bearer API key, warm):         %10.0f req/s  p99 %7.2f ms  server CPU %4.0f %%\n", cr / n, cp / n, cc / n
   printf "token    /oauth/token (client_secret_basic, kwsa_):  %10.0f req/s  p99 %7.2f ms  server CPU %4.0f %%\n", tr / n, tp / n, tc / n
   printf "ratio (token / auth-check): throughput %.3f, p99 %.1f\n", tr / cr, tp / cp
-  printf "note: a WRITE-path benchmark - every token request inserts one row (the token, stored hashed) in its own transaction (%s token rows at the end); /auth/check writes nothing\n", rows
+  printf "note: a WRITE-path benchmark - every token request inserts one row (the token, stored hashed) as one INSERT, no transaction (%s token rows at the end); /auth/check writes nothing\n", rows
 }'
 awk -v f="$first_ms" -v l="$later_ms" -v b="$bcrypt_ms" -v n="$CLIENTS" -v cost="$COST" 'BEGIN {
   printf "\nimported bcrypt client secrets ($2b$%02d$, %d clients, one request at a time):\n", cost, n

@@ -106,11 +106,29 @@ impl Store {
     /// Changes with a sequence number above `after`, oldest first, at most `limit`.
     /// Rows of an unknown kind (written by a newer version) are skipped.
     pub async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<LoggedChange>> {
-        let rows = sqlx::query("SELECT seq, at, kind, subject FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        self.changes_since(after, after, DateTime::<Utc>::MIN_UTC, limit).await
+    }
+
+    /// The rows a follower must read: every row past `cursor`, and those between
+    /// `floor` and `cursor` written at or after `recent_since` (on PostgreSQL a
+    /// transaction holding a lower number can commit after a higher one, but only
+    /// while it runs, so old rows below the cursor need not be read again and again).
+    pub async fn changes_since(
+        &self,
+        floor: i64,
+        cursor: i64,
+        recent_since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<LoggedChange>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, subject FROM changes WHERE seq > $1 AND (seq > $2 OR at >= $3) ORDER BY seq LIMIT $4",
+        )
+        .bind(floor)
+        .bind(cursor)
+        .bind(to_ms(recent_since.max(DateTime::<Utc>::UNIX_EPOCH)))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let kind: String = row.try_get("kind")?;

@@ -48,7 +48,29 @@ contract!(
     revoking_tokens,
     jti_is_single_use_per_issuer,
     concurrent_refreshes_and_jtis_have_one_winner,
+    only_recent_rows_below_the_cursor_are_read_again,
 );
+
+/// `changes_since`: everything past the cursor; below it, only rows written since
+/// `recent_since` (what a late PostgreSQL commit can be).
+async fn only_recent_rows_below_the_cursor_are_read_again(store: &Store) {
+    let (org, user) = setup(store).await;
+    let before = store.latest_change().await.unwrap();
+    for _ in 0..3 {
+        let (new, secret) = new_key(&org, &user, None);
+        let key = store.create_api_key(&new, &secret.hash(), &Actor::cli()).await.unwrap();
+        store.revoke_api_key(None, &key.id, &Actor::cli()).await.unwrap();
+    }
+    let all = store.changes_after(before, 100).await.unwrap();
+    assert_eq!(all.len(), 6, "a key_created and a key change per key");
+    let seqs: Vec<i64> = all.iter().map(|c| c.seq).collect();
+    let cursor = seqs[3];
+    let long_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+    let read = |since| async move { store.changes_since(before, cursor, since, 100).await.unwrap().iter().map(|c| c.seq).collect::<Vec<_>>() };
+    assert_eq!(read(long_ago).await, seqs, "recent rows below the cursor are read again");
+    assert_eq!(read(later).await, seqs[4..].to_vec(), "older ones are not: only those past the cursor");
+}
 
 async fn setup(store: &Store) -> (keyward_store::Org, keyward_store::User) {
     let org = store.create_org(&Slug::parse("acme").unwrap(), "Acme", Plan::Pro).await.unwrap();

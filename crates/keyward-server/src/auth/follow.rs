@@ -7,8 +7,9 @@
 //! default, at most 1 s): that reconciliation repairs anything a lost notification
 //! connection missed, and is the only path on SQLite.
 //!
-//! Each read takes the rows past the highest sequence number seen, and a window of
-//! [`WINDOW`] numbers below it again: on PostgreSQL a transaction holding a lower number
+//! Each read takes the rows past the highest sequence number seen and, on PostgreSQL,
+//! those of the [`WINDOW`] numbers below it written in the last [`LATE_COMMIT`] again:
+//! on PostgreSQL a transaction holding a lower number
 //! can commit after one holding a higher number. Numbers already applied are remembered
 //! for the window, so each change is applied once. If the log cannot be read for
 //! [`FAIL_CLOSED_AFTER`], the cache is emptied on every failed read: requests then go
@@ -28,6 +29,11 @@ use crate::metrics::Metrics;
 
 /// How far below the highest sequence number each read looks again.
 pub const WINDOW: i64 = 1000;
+
+/// How long a PostgreSQL transaction that wrote a change may take to commit and still
+/// be seen: rows below the cursor older than this are not read again. keyward's
+/// writing transactions last milliseconds; this is a wide margin.
+pub const LATE_COMMIT: chrono::Duration = chrono::Duration::seconds(30);
 /// How long the log may be unreadable before the cache stops being trusted.
 pub const FAIL_CLOSED_AFTER: Duration = Duration::from_secs(2);
 /// Rows older than this are deleted from the log, now and then.
@@ -65,8 +71,17 @@ pub async fn follow(
             _ = wake.notified() => {}
             _ = shutdown.changed() => break,
         }
-        let floor = (cursor - WINDOW).max(0);
-        let read = tokio::time::timeout(READ_TIMEOUT, store.changes_after(floor, 10_000)).await;
+        // SQLite has one writer at a time, so its numbers commit in order and nothing
+        // below the cursor can appear late; PostgreSQL's can, but only from a
+        // transaction still running, so only recent rows below the cursor are re-read.
+        // (Re-reading the whole window every tick cost every instance CPU in
+        // proportion to how busy the log had been: bench/scale.sh saw it in p99.)
+        let floor = match store.backend() {
+            keyward_store::Backend::Sqlite => cursor,
+            keyward_store::Backend::Postgres => (cursor - WINDOW).max(0),
+        };
+        let since = Utc::now() - LATE_COMMIT;
+        let read = tokio::time::timeout(READ_TIMEOUT, store.changes_since(floor, cursor, since, 10_000)).await;
         match read.unwrap_or_else(|_| Err(keyward_store::StoreError::Database(sqlx_timeout()))) {
             Ok(rows) => {
                 let now = Utc::now();
