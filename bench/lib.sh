@@ -10,8 +10,14 @@ ensure_wrk() {
 
 # start_server DB_URL LOG: starts the release server on a free port; sets $server_pid
 # and $server_addr. The caller kills $server_pid (its own child) when done.
+# pinned CPUS: `taskset -c CPUS` when CPUS is set (and taskset exists), else nothing, so
+# a script may keep the server and the load generator on cores of their own.
+pinned() {
+  if [ -n "${1:-}" ] && command -v taskset >/dev/null; then echo "taskset -c $1"; fi
+}
+
 start_server() {
-  KEYWARD_DATABASE_URL="$1" KEYWARD_LISTEN=127.0.0.1:0 RUST_LOG=warn target/release/keyward serve 2>"$2" &
+  KEYWARD_DATABASE_URL="$1" KEYWARD_LISTEN=127.0.0.1:0 RUST_LOG=warn $(pinned "${SERVER_CPUS:-}") target/release/keyward serve 2>"$2" &
   server_pid=$!
   server_addr=""
   for _ in $(seq 300); do
@@ -26,7 +32,7 @@ start_server() {
 # measure WRK_ARGS...: runs wrk for $DURATION seconds; prints "req_per_s p99_ms".
 measure() {
   local out rps p99 unit
-  out=$(wrk -t1 -c"${CONNECTIONS:-50}" -d"${DURATION:-10}s" --latency "$@")
+  out=$($(pinned "${CLIENT_CPUS:-}") wrk -t1 -c"${CONNECTIONS:-50}" -d"${DURATION:-10}s" --latency "$@")
   if echo "$out" | grep -q "Non-2xx"; then echo "$out" >&2; echo "non-2xx answers" >&2; exit 1; fi
   rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
