@@ -49,7 +49,8 @@ async fn main() -> anyhow::Result<()> {
     let batch_size = args.batch.max(1);
     let mut tasks = Vec::new();
     for w in 0..args.writers {
-        let (store, org_id, user_id, format, perms) = (store.clone(), org.id.clone(), user.id.clone(), format.clone(), perms.clone());
+        let (store, org_id, user_id, format, perms) =
+            (store.clone(), org.id.clone(), user.id.clone(), format.clone(), perms.clone());
         let count = per_writer.min(args.keys.saturating_sub(w * per_writer));
         let keep = args.sample.div_ceil(args.writers);
         tasks.push(tokio::spawn(async move {
@@ -85,7 +86,8 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("seeded {} keys in {:.1?}", args.keys, started.elapsed());
     if let Some(path) = args.wrong_file {
-        let wrong: Vec<String> = (0..args.wrong).map(|_| format.generate(SecretKind::ApiKey).expose().to_owned()).collect();
+        let wrong: Vec<String> =
+            (0..args.wrong).map(|_| format.generate(SecretKind::ApiKey).expose().to_owned()).collect();
         std::fs::write(path, wrong.join("\n") + "\n")?;
     }
     Ok(())

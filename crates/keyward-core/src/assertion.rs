@@ -27,9 +27,8 @@ use std::fmt;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
-    EllipticCurveKeyType, Jwk, OctetKeyPairParameters, OctetKeyPairType, RSAKeyParameters,
-    RSAKeyType, ThumbprintHash,
+    AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters, EllipticCurveKeyType, Jwk,
+    OctetKeyPairParameters, OctetKeyPairType, RSAKeyParameters, RSAKeyType, ThumbprintHash,
 };
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
@@ -127,29 +126,22 @@ impl Material {
 
     fn jwk(&self) -> Jwk {
         let algorithm = match self {
-            Material::Rsa { n, e } => AlgorithmParameters::RSA(RSAKeyParameters {
-                key_type: RSAKeyType::RSA,
-                n: n.clone(),
-                e: e.clone(),
-            }),
-            Material::Ec { x, y } => {
-                AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
-                    key_type: EllipticCurveKeyType::EC,
-                    curve: EllipticCurve::P256,
-                    x: x.clone(),
-                    y: y.clone(),
-                })
+            Material::Rsa { n, e } => {
+                AlgorithmParameters::RSA(RSAKeyParameters { key_type: RSAKeyType::RSA, n: n.clone(), e: e.clone() })
             }
+            Material::Ec { x, y } => AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+                key_type: EllipticCurveKeyType::EC,
+                curve: EllipticCurve::P256,
+                x: x.clone(),
+                y: y.clone(),
+            }),
             Material::Ed { x } => AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
                 key_type: OctetKeyPairType::OctetKeyPair,
                 curve: EllipticCurve::Ed25519,
                 x: x.clone(),
             }),
         };
-        Jwk {
-            common: CommonParameters::default(),
-            algorithm,
-        }
+        Jwk { common: CommonParameters::default(), algorithm }
     }
 
     fn decoding_key(&self) -> Option<DecodingKey> {
@@ -162,9 +154,7 @@ impl Material {
 
     /// RFC 7638 thumbprint: base64url SHA-256 of the required members in lexical order.
     fn thumbprint(&self) -> Result<String, Invalid> {
-        self.jwk()
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|_| Invalid("cannot compute the key's thumbprint".into()))
+        self.jwk().thumbprint(ThumbprintHash::SHA256).map_err(|_| Invalid("cannot compute the key's thumbprint".into()))
     }
 
     /// Builds RSA material from big-endian integers, enforcing the size rules.
@@ -173,14 +163,10 @@ impl Material {
         let e = strip_zeros(e);
         let bits = bit_len(n);
         if bits < MIN_RSA_BITS {
-            return Err(Invalid(format!(
-                "this RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"
-            )));
+            return Err(Invalid(format!("this RSA key has {bits} bits; at least {MIN_RSA_BITS} are required")));
         }
         if bits > MAX_RSA_BITS {
-            return Err(Invalid(format!(
-                "this RSA key has {bits} bits; at most {MAX_RSA_BITS} are accepted"
-            )));
+            return Err(Invalid(format!("this RSA key has {bits} bits; at most {MAX_RSA_BITS} are accepted")));
         }
         // The rsa crate accepts 2 < e < 2^33; an even e is not an RSA key at all.
         let e_ok = !e.is_empty()
@@ -191,23 +177,15 @@ impl Material {
         if !e_ok || n.last().is_some_and(|b| b & 1 == 0) {
             return Err(Invalid("not a valid RSA public key".into()));
         }
-        Ok(Material::Rsa {
-            n: URL_SAFE_NO_PAD.encode(n),
-            e: URL_SAFE_NO_PAD.encode(e),
-        })
+        Ok(Material::Rsa { n: URL_SAFE_NO_PAD.encode(n), e: URL_SAFE_NO_PAD.encode(e) })
     }
 
     /// Builds P-256 material from coordinates, refusing a point that is not on the curve.
     fn ec(x: &[u8], y: &[u8]) -> Result<Self, Invalid> {
         if x.len() != 32 || y.len() != 32 {
-            return Err(Invalid(
-                "not a valid P-256 public key: x and y must be 32 bytes".into(),
-            ));
+            return Err(Invalid("not a valid P-256 public key: x and y must be 32 bytes".into()));
         }
-        let m = Material::Ec {
-            x: URL_SAFE_NO_PAD.encode(x),
-            y: URL_SAFE_NO_PAD.encode(y),
-        };
+        let m = Material::Ec { x: URL_SAFE_NO_PAD.encode(x), y: URL_SAFE_NO_PAD.encode(y) };
         m.check_usable("not a valid P-256 public key: the point is not on the curve")?;
         Ok(m)
     }
@@ -215,13 +193,9 @@ impl Material {
     /// Builds Ed25519 material, refusing bytes that are not a curve point.
     fn ed(x: &[u8]) -> Result<Self, Invalid> {
         if x.len() != 32 {
-            return Err(Invalid(
-                "not a valid Ed25519 public key: x must be 32 bytes".into(),
-            ));
+            return Err(Invalid("not a valid Ed25519 public key: x must be 32 bytes".into()));
         }
-        let m = Material::Ed {
-            x: URL_SAFE_NO_PAD.encode(x),
-        };
+        let m = Material::Ed { x: URL_SAFE_NO_PAD.encode(x) };
         m.check_usable("not a valid Ed25519 public key")?;
         Ok(m)
     }
@@ -246,10 +220,7 @@ pub struct PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublicKey")
-            .field("alg", &self.alg())
-            .field("kid", &self.kid)
-            .finish()
+        f.debug_struct("PublicKey").field("alg", &self.alg()).field("kid", &self.kid).finish()
     }
 }
 
@@ -287,18 +258,13 @@ impl PublicKey {
         let (material, own_kid) = if text.starts_with('{') {
             let obj = json_object(text)?;
             if obj.contains_key("keys") {
-                return Err(Invalid(
-                    "this is a key set (JWKS); expected a single key".into(),
-                ));
+                return Err(Invalid("this is a key set (JWKS); expected a single key".into()));
             }
             parse_jwk(&obj)?
         } else if text.contains("-----BEGIN") {
             (parse_pem(text)?, None)
         } else {
-            return Err(Invalid(
-                "expected a PEM public key (-----BEGIN PUBLIC KEY-----) or a JWK JSON object"
-                    .into(),
-            ));
+            return Err(Invalid("expected a PEM public key (-----BEGIN PUBLIC KEY-----) or a JWK JSON object".into()));
         };
         let kid = match kid.map(str::to_owned).or(own_kid) {
             Some(kid) => {
@@ -343,9 +309,7 @@ impl PublicKey {
                 None => material.thumbprint().map_err(at)?,
             };
             if out.iter().any(|k| k.kid == kid) {
-                return Err(at(Invalid(
-                    "another key in the set has the same kid".into(),
-                )));
+                return Err(at(Invalid("another key in the set has the same kid".into())));
             }
             out.push(PublicKey { kid, material });
         }
@@ -417,10 +381,7 @@ impl PublicKey {
 
 fn check_size(text: &str) -> Result<(), Invalid> {
     if text.len() > MAX_KEY_TEXT {
-        return Err(Invalid(format!(
-            "key text is at most {} KiB",
-            MAX_KEY_TEXT / 1024
-        )));
+        return Err(Invalid(format!("key text is at most {} KiB", MAX_KEY_TEXT / 1024)));
     }
     Ok(())
 }
@@ -428,9 +389,7 @@ fn check_size(text: &str) -> Result<(), Invalid> {
 fn check_kid(kid: &str) -> Result<(), Invalid> {
     let chars = kid.chars().count();
     if chars == 0 || chars > MAX_KID_CHARS || kid.chars().any(char::is_control) {
-        return Err(Invalid(format!(
-            "a key id is 1-{MAX_KID_CHARS} characters without control characters"
-        )));
+        return Err(Invalid(format!("a key id is 1-{MAX_KID_CHARS} characters without control characters")));
     }
     Ok(())
 }
@@ -460,16 +419,11 @@ fn parse_jwk(obj: &Map<String, Value>) -> Result<(Material, Option<String>), Inv
         None => return Err(Invalid("the JWK has no kty".into())),
     };
     if kty == "oct" {
-        return Err(Invalid(
-            "symmetric (kty \"oct\") keys are not accepted: register a public key".into(),
-        ));
+        return Err(Invalid("symmetric (kty \"oct\") keys are not accepted: register a public key".into()));
     }
     // Refusing rather than dropping the private members: whoever pasted this has exposed
     // the private key, and should know it before it is used anywhere.
-    if let Some(member) = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
-        .into_iter()
-        .find(|m| obj.contains_key(*m))
-    {
+    if let Some(member) = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"].into_iter().find(|m| obj.contains_key(*m)) {
         return Err(Invalid(format!(
             "this JWK contains private key material ({member:?}): register the public key only"
         )));
@@ -479,12 +433,7 @@ fn parse_jwk(obj: &Map<String, Value>) -> Result<(Material, Option<String>), Inv
         "EC" => {
             match str_member(obj, "crv")? {
                 Some("P-256") => {}
-                Some(crv) => {
-                    return Err(Invalid(format!(
-                        "EC curve {} is not accepted: use P-256",
-                        shown(crv)
-                    )))
-                }
+                Some(crv) => return Err(Invalid(format!("EC curve {} is not accepted: use P-256", shown(crv)))),
                 None => return Err(Invalid("the EC JWK has no crv".into())),
             }
             Material::ec(&b64_member(obj, "x")?, &b64_member(obj, "y")?)?
@@ -492,12 +441,7 @@ fn parse_jwk(obj: &Map<String, Value>) -> Result<(Material, Option<String>), Inv
         "OKP" => {
             match str_member(obj, "crv")? {
                 Some("Ed25519") => {}
-                Some(crv) => {
-                    return Err(Invalid(format!(
-                        "OKP curve {} is not accepted: use Ed25519",
-                        shown(crv)
-                    )))
-                }
+                Some(crv) => return Err(Invalid(format!("OKP curve {} is not accepted: use Ed25519", shown(crv)))),
                 None => return Err(Invalid("the OKP JWK has no crv".into())),
             }
             Material::ed(&b64_member(obj, "x")?)?
@@ -530,9 +474,7 @@ fn parse_jwk(obj: &Map<String, Value>) -> Result<(Material, Option<String>), Inv
     if let Some(ops) = obj.get("key_ops") {
         let verifies = matches!(ops, Value::Array(ops) if ops.iter().any(|o| o == "verify"));
         if !verifies {
-            return Err(Invalid(
-                "the JWK's key_ops does not include \"verify\"".into(),
-            ));
+            return Err(Invalid("the JWK's key_ops does not include \"verify\"".into()));
         }
     }
     let kid = str_member(obj, "kid")?.map(str::to_owned);
@@ -554,9 +496,7 @@ fn str_member<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a 
 /// stored form never has it.
 fn b64_member(obj: &Map<String, Value>, name: &str) -> Result<Vec<u8>, Invalid> {
     let s = str_member(obj, name)?.ok_or_else(|| Invalid(format!("the JWK has no {name}")))?;
-    URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .map_err(|_| Invalid(format!("the JWK's {name} is not base64url")))
+    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| Invalid(format!("the JWK's {name} is not base64url")))
 }
 
 fn strip_zeros(bytes: &[u8]) -> &[u8] {
@@ -576,13 +516,11 @@ fn bit_len(n: &[u8]) -> usize {
 /// encoding is unique, so matching it exactly both identifies the curve and refuses
 /// explicit curve parameters and compressed points.
 const P256_SPKI_PREFIX: [u8; 27] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
 ];
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410).
-const ED25519_SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 /// OID contents of rsaEncryption, id-ecPublicKey.
 const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
@@ -596,8 +534,7 @@ fn parse_pem(text: &str) -> Result<Material, Invalid> {
     }
     if text.contains("CERTIFICATE") {
         return Err(Invalid(
-            "certificates are not accepted: register the public key (-----BEGIN PUBLIC KEY-----)"
-                .into(),
+            "certificates are not accepted: register the public key (-----BEGIN PUBLIC KEY-----)".into(),
         ));
     }
     if text.matches("-----BEGIN ").count() != 1 {
@@ -613,10 +550,7 @@ fn parse_pem(text: &str) -> Result<Material, Invalid> {
     match label {
         "PUBLIC KEY" => parse_spki(&der),
         "RSA PUBLIC KEY" => parse_pkcs1(&der),
-        _ => Err(Invalid(format!(
-            "unsupported PEM block {}: expected PUBLIC KEY or RSA PUBLIC KEY",
-            shown(label)
-        ))),
+        _ => Err(Invalid(format!("unsupported PEM block {}: expected PUBLIC KEY or RSA PUBLIC KEY", shown(label)))),
     }
 }
 
@@ -629,9 +563,7 @@ fn parse_spki(der: &[u8]) -> Result<Material, Invalid> {
     if let Some(x) = der.strip_prefix(&ED25519_SPKI_PREFIX) {
         return Material::ed(x);
     }
-    let unsupported = || {
-        Invalid("unsupported public key: use RSA (2048 bits or more), EC P-256 or Ed25519".into())
-    };
+    let unsupported = || Invalid("unsupported public key: use RSA (2048 bits or more), EC P-256 or Ed25519".into());
     // SEQUENCE { SEQUENCE { OID, params }, BIT STRING }
     let (outer, rest) = der_tlv(der, 0x30).ok_or_else(unsupported)?;
     if !rest.is_empty() {
@@ -644,9 +576,7 @@ fn parse_spki(der: &[u8]) -> Result<Material, Invalid> {
         return Err(unsupported());
     }
     if oid == OID_EC {
-        return Err(Invalid(
-            "this EC key is not on P-256 (or uses a compressed point): use P-256".into(),
-        ));
+        return Err(Invalid("this EC key is not on P-256 (or uses a compressed point): use P-256".into()));
     }
     // rsaEncryption's parameters are NULL (05 00), which some encoders leave out.
     if oid != OID_RSA || !(params.is_empty() || params == [0x05, 0x00]) {
@@ -663,11 +593,7 @@ fn parse_pkcs1(der: &[u8]) -> Result<Material, Invalid> {
     let AlgorithmParameters::RSA(params) = jwk.algorithm else {
         return Err(Invalid("not a valid RSA public key".into()));
     };
-    let decode = |s: &str| {
-        URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| Invalid("not a valid RSA public key".into()))
-    };
+    let decode = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|_| Invalid("not a valid RSA public key".into()));
     Material::rsa(&decode(&params.n)?, &decode(&params.e)?)
 }
 
@@ -688,9 +614,7 @@ fn der_tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
         }
         let (octets, after) = rest.split_at(count);
         rest = after;
-        octets
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        octets.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
     };
     if rest.len() < len {
         return None;
@@ -783,8 +707,7 @@ impl<'t> Parts<'t> {
             return Err(AssertionError::TooLong);
         }
         let mut it = token.splitn(3, '.');
-        let (Some(header), Some(payload), Some(signature)) = (it.next(), it.next(), it.next())
-        else {
+        let (Some(header), Some(payload), Some(signature)) = (it.next(), it.next(), it.next()) else {
             return Err(AssertionError::Malformed);
         };
         if signature.contains('.') {
@@ -806,13 +729,7 @@ impl<'t> Parts<'t> {
         if header.contains_key("crit") {
             return Err(AssertionError::Malformed);
         }
-        Ok(Parts {
-            signing_input,
-            payload,
-            signature,
-            alg,
-            kid,
-        })
+        Ok(Parts { signing_input, payload, signature, alg, kid })
     }
 
     fn claims(&self) -> Result<Map<String, Value>, AssertionError> {
@@ -822,9 +739,7 @@ impl<'t> Parts<'t> {
 
 /// A base64url (strict: no padding, no stray trailing bits) JSON object.
 fn decode_object(part: &str) -> Result<Map<String, Value>, AssertionError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| AssertionError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| AssertionError::Malformed)?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(obj)) => Ok(obj),
         _ => Err(AssertionError::Malformed),
@@ -847,10 +762,7 @@ fn date_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, As
         Some(Value::Number(n)) => match n.as_i64() {
             Some(i) => Ok(Some(i)),
             // `as` saturates, so an absurd exp becomes i64::MAX and fails max_ahead.
-            None => n
-                .as_f64()
-                .map(|f| Some(f as i64))
-                .ok_or(AssertionError::Malformed),
+            None => n.as_f64().map(|f| Some(f as i64)).ok_or(AssertionError::Malformed),
         },
         Some(_) => Err(AssertionError::Malformed),
     }
@@ -861,23 +773,14 @@ fn date_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, As
 pub fn peek(token: &str) -> Result<Unverified, AssertionError> {
     let parts = Parts::split(token)?;
     let claims = parts.claims()?;
-    Ok(Unverified {
-        iss: str_claim(&claims, "iss")?,
-        sub: str_claim(&claims, "sub")?,
-        alg: parts.alg,
-        kid: parts.kid,
-    })
+    Ok(Unverified { iss: str_claim(&claims, "iss")?, sub: str_claim(&claims, "sub")?, alg: parts.alg, kid: parts.kid })
 }
 
 /// The refused algorithm's name for [`AssertionError::AlgorithmRefused`]: it comes from
 /// the token, so only a short plain name is kept.
 fn refused(alg: &str) -> AssertionError {
     let plain = (1..=16).contains(&alg.len()) && alg.bytes().all(|b| b.is_ascii_alphanumeric());
-    AssertionError::AlgorithmRefused(if plain {
-        alg.to_owned()
-    } else {
-        "(unrecognized)".into()
-    })
+    AssertionError::AlgorithmRefused(if plain { alg.to_owned() } else { "(unrecognized)".into() })
 }
 
 /// Verifies `token` against a client's registered `keys`.
@@ -892,10 +795,7 @@ pub fn verify(token: &str, keys: &[PublicKey], rules: &Rules) -> Result<Verified
     let alg = KeyAlg::parse(&parts.alg).ok_or_else(|| refused(&parts.alg))?;
     let candidates: Vec<&PublicKey> = match &parts.kid {
         Some(kid) => {
-            let key = keys
-                .iter()
-                .find(|k| &k.kid == kid)
-                .ok_or(AssertionError::UnknownKey)?;
+            let key = keys.iter().find(|k| &k.kid == kid).ok_or(AssertionError::UnknownKey)?;
             if key.alg() != alg {
                 return Err(AssertionError::KeyMismatch);
             }
@@ -913,9 +813,7 @@ pub fn verify(token: &str, keys: &[PublicKey], rules: &Rules) -> Result<Verified
         }
     };
     // Decoded here, strictly, so that two spellings of one signature cannot both pass.
-    let signature = URL_SAFE_NO_PAD
-        .decode(parts.signature)
-        .map_err(|_| AssertionError::Malformed)?;
+    let signature = URL_SAFE_NO_PAD.decode(parts.signature).map_err(|_| AssertionError::Malformed)?;
     if signature.is_empty() {
         return Err(AssertionError::Malformed);
     }
@@ -923,13 +821,8 @@ pub fn verify(token: &str, keys: &[PublicKey], rules: &Rules) -> Result<Verified
         .into_iter()
         .find(|key| {
             key.material.decoding_key().is_some_and(|dk| {
-                jsonwebtoken::crypto::verify(
-                    parts.signature,
-                    parts.signing_input.as_bytes(),
-                    &dk,
-                    alg.jwt(),
-                )
-                .unwrap_or(false)
+                jsonwebtoken::crypto::verify(parts.signature, parts.signing_input.as_bytes(), &dk, alg.jwt())
+                    .unwrap_or(false)
             })
         })
         .ok_or(AssertionError::BadSignature)?;
@@ -937,9 +830,7 @@ pub fn verify(token: &str, keys: &[PublicKey], rules: &Rules) -> Result<Verified
     // Only now is the payload worth reading.
     let claims = parts.claims()?;
     let non_empty = |name: &'static str| -> Result<String, AssertionError> {
-        str_claim(&claims, name)?
-            .filter(|s| !s.is_empty())
-            .ok_or(AssertionError::MissingClaim(name))
+        str_claim(&claims, name)?.filter(|s| !s.is_empty()).ok_or(AssertionError::MissingClaim(name))
     };
     let iss = non_empty("iss")?;
     let sub = non_empty("sub")?;
@@ -968,10 +859,7 @@ pub fn verify(token: &str, keys: &[PublicKey], rules: &Rules) -> Result<Verified
     if exp <= rules.now.saturating_sub(leeway) {
         return Err(AssertionError::Expired);
     }
-    let latest = rules
-        .now
-        .saturating_add(rules.max_ahead)
-        .saturating_add(leeway.min(MAX_AHEAD_ALLOWANCE));
+    let latest = rules.now.saturating_add(rules.max_ahead).saturating_add(leeway.min(MAX_AHEAD_ALLOWANCE));
     if exp > latest {
         return Err(AssertionError::TooFarAhead);
     }
@@ -988,14 +876,7 @@ pub fn verify(token: &str, keys: &[PublicKey], rules: &Rules) -> Result<Verified
         return Err(AssertionError::Malformed);
     }
     let scope = str_claim(&claims, "scope")?;
-    Ok(Verified {
-        iss,
-        sub,
-        jti,
-        exp,
-        kid: key.kid.clone(),
-        scope,
-    })
+    Ok(Verified { iss, sub, jti, exp, kid: key.kid.clone(), scope })
 }
 
 #[cfg(test)]
@@ -1018,12 +899,7 @@ mod tests {
     }
 
     fn rules() -> Rules<'static> {
-        Rules {
-            audiences: &AUDS,
-            now: NOW,
-            max_ahead: 300,
-            leeway: 30,
-        }
+        Rules { audiences: &AUDS, now: NOW, max_ahead: 300, leeway: 30 }
     }
 
     fn claims() -> Value {
@@ -1125,12 +1001,7 @@ mod tests {
             let from_jwk = PublicKey::parse(&bare.to_string(), None).unwrap();
             assert_eq!(from_jwk, from_pem, "{alg}");
             // The thumbprint kid is stable.
-            assert_eq!(
-                from_pem.kid(),
-                PublicKey::parse(&testdata(public_file), None)
-                    .unwrap()
-                    .kid()
-            );
+            assert_eq!(from_pem.kid(), PublicKey::parse(&testdata(public_file), None).unwrap().kid());
             assert_eq!(from_pem.kid().len(), 43);
         }
         let pkcs1 = PublicKey::parse(&testdata("rsa_pkcs1_public.pem"), None).unwrap();
@@ -1144,17 +1015,11 @@ mod tests {
             let key = public(public_file, "my key");
             let stored = key.to_stored();
             assert!(stored.starts_with(r#"{"kty":""#), "{stored}");
-            assert!(
-                stored.ends_with(&format!(r#""kid":"my key","alg":"{}"}}"#, key.alg())),
-                "{stored}"
-            );
+            assert!(stored.ends_with(&format!(r#""kid":"my key","alg":"{}"}}"#, key.alg())), "{stored}");
             let back = PublicKey::from_stored(&stored).unwrap();
             assert_eq!(back, key);
             assert_eq!(back.to_stored(), stored);
-            assert_eq!(
-                format!("{back:?}"),
-                format!("PublicKey {{ alg: {:?}, kid: \"my key\" }}", key.alg())
-            );
+            assert_eq!(format!("{back:?}"), format!("PublicKey {{ alg: {:?}, kid: \"my key\" }}", key.alg()));
         }
         assert!(PublicKey::from_stored(
             r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#
@@ -1166,21 +1031,14 @@ mod tests {
     #[test]
     fn thumbprints_match_the_rfcs() {
         let key = PublicKey::parse(RFC7638_JWK, None).unwrap();
-        assert_eq!(
-            key.kid(),
-            "2011-04-29",
-            "the JWK's own kid wins over the thumbprint"
-        );
+        assert_eq!(key.kid(), "2011-04-29", "the JWK's own kid wins over the thumbprint");
         let mut bare: Value = serde_json::from_str(RFC7638_JWK).unwrap();
         bare.as_object_mut().unwrap().remove("kid");
         let key = PublicKey::parse(&bare.to_string(), None).unwrap();
         assert_eq!(key.kid(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
         assert_eq!(key.alg(), KeyAlg::Rs256);
         // An explicit kid wins over both.
-        assert_eq!(
-            PublicKey::parse(RFC7638_JWK, Some("mine")).unwrap().kid(),
-            "mine"
-        );
+        assert_eq!(PublicKey::parse(RFC7638_JWK, Some("mine")).unwrap().kid(), "mine");
         // RFC 8037 A.3.
         let ed = PublicKey::parse(
             r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
@@ -1197,25 +1055,16 @@ mod tests {
         let b = public("ed25519_public.pem", "b");
         let set = json!({"keys": [a.to_jwk_value(), b.to_jwk_value()]}).to_string();
         assert_eq!(PublicKey::parse_many(&set).unwrap(), vec![a.clone(), b]);
-        assert_eq!(
-            PublicKey::parse_many(&a.to_stored()).unwrap(),
-            vec![a.clone()]
-        );
+        assert_eq!(PublicKey::parse_many(&a.to_stored()).unwrap(), vec![a.clone()]);
         let pem = PublicKey::parse_many(&testdata("rsa_public.pem")).unwrap();
         assert_eq!(pem.len(), 1);
         assert_eq!(pem[0].alg(), KeyAlg::Rs256);
 
         let dup = json!({"keys": [a.to_jwk_value(), a.to_jwk_value()]}).to_string();
-        assert!(PublicKey::parse_many(&dup)
-            .unwrap_err()
-            .0
-            .contains("same kid"));
+        assert!(PublicKey::parse_many(&dup).unwrap_err().0.contains("same kid"));
         assert!(PublicKey::parse_many(r#"{"keys":[]}"#).is_err());
         let bad = json!({"keys": [a.to_jwk_value(), {"kty": "oct", "k": "c2VjcmV0"}]}).to_string();
-        assert!(PublicKey::parse_many(&bad)
-            .unwrap_err()
-            .0
-            .starts_with("key 2:"));
+        assert!(PublicKey::parse_many(&bad).unwrap_err().0.starts_with("key 2:"));
         assert!(PublicKey::parse(&set, None).is_err(), "parse takes one key");
     }
 
@@ -1228,16 +1077,10 @@ mod tests {
         }
         // RFC 7517 A.2's private EC key.
         let jwk = r#"{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","d":"870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE"}"#;
-        assert!(PublicKey::parse(jwk, None)
-            .unwrap_err()
-            .0
-            .contains("private"));
+        assert!(PublicKey::parse(jwk, None).unwrap_err().0.contains("private"));
         // The same without "d" is fine.
         let public_jwk = jwk.replace(r#","d":"870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE""#, "");
-        assert_eq!(
-            PublicKey::parse(&public_jwk, None).unwrap().alg(),
-            KeyAlg::Es256
-        );
+        assert_eq!(PublicKey::parse(&public_jwk, None).unwrap().alg(), KeyAlg::Es256);
     }
 
     #[test]
@@ -1246,21 +1089,11 @@ mod tests {
         assert!(small.0.contains("1024 bits"), "{small}");
         let oct = PublicKey::parse(r#"{"kty":"oct","k":"c2VjcmV0"}"#, None).unwrap_err();
         assert!(oct.0.contains("symmetric"), "{oct}");
-        assert!(PublicKey::parse(&testdata("ec_p384_public.pem"), None)
-            .unwrap_err()
-            .0
-            .contains("P-256"));
-        assert!(PublicKey::parse(&testdata("ec_secp256k1_public.pem"), None)
-            .unwrap_err()
-            .0
-            .contains("P-256"));
+        assert!(PublicKey::parse(&testdata("ec_p384_public.pem"), None).unwrap_err().0.contains("P-256"));
+        assert!(PublicKey::parse(&testdata("ec_secp256k1_public.pem"), None).unwrap_err().0.contains("P-256"));
         let p384 = r#"{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}"#;
-        assert!(PublicKey::parse(p384, None)
-            .unwrap_err()
-            .0
-            .contains("P-256"));
-        let x25519 =
-            r#"{"kty":"OKP","crv":"X25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        assert!(PublicKey::parse(p384, None).unwrap_err().0.contains("P-256"));
+        let x25519 = r#"{"kty":"OKP","crv":"X25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
         assert!(PublicKey::parse(x25519, None).is_err());
         // A point that is not on the curve.
         let off_curve = format!(
@@ -1273,21 +1106,10 @@ mod tests {
         assert!(PublicKey::parse(short_ed, None).is_err());
         assert!(PublicKey::parse("", None).is_err());
         assert!(PublicKey::parse("ssh-ed25519 AAAAC3Nz", None).is_err());
-        let too_long = format!(
-            "{}{}",
-            testdata("ed25519_public.pem"),
-            " ".repeat(MAX_KEY_TEXT)
-        );
-        assert!(PublicKey::parse(&too_long, None)
-            .unwrap_err()
-            .0
-            .contains("16 KiB"));
+        let too_long = format!("{}{}", testdata("ed25519_public.pem"), " ".repeat(MAX_KEY_TEXT));
+        assert!(PublicKey::parse(&too_long, None).unwrap_err().0.contains("16 KiB"));
         assert!(PublicKey::parse_many(&too_long).is_err());
-        let two = format!(
-            "{}{}",
-            testdata("ed25519_public.pem"),
-            testdata("ec_public.pem")
-        );
+        let two = format!("{}{}", testdata("ed25519_public.pem"), testdata("ec_public.pem"));
         assert!(PublicKey::parse(&two, None).is_err());
     }
 
@@ -1313,45 +1135,20 @@ mod tests {
     fn refuses_alg_none_and_hmac() {
         let keys = [public("rsa_public.pem", "k1")];
         let none = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&claims()));
-        assert_eq!(
-            verify(&none, &keys, &rules()),
-            Err(AssertionError::AlgorithmRefused("none".into()))
-        );
-        let none_kid = format!(
-            "{}.{}.",
-            b64(&json!({"alg": "none", "kid": "k1"})),
-            b64(&claims())
-        );
-        assert_eq!(
-            verify(&none_kid, &keys, &rules()),
-            Err(AssertionError::AlgorithmRefused("none".into()))
-        );
+        assert_eq!(verify(&none, &keys, &rules()), Err(AssertionError::AlgorithmRefused("none".into())));
+        let none_kid = format!("{}.{}.", b64(&json!({"alg": "none", "kid": "k1"})), b64(&claims()));
+        assert_eq!(verify(&none_kid, &keys, &rules()), Err(AssertionError::AlgorithmRefused("none".into())));
         // The algorithm-confusion attack: HMAC keyed with the (public) RSA key's PEM.
         let pem = testdata("rsa_public.pem");
         for alg in [Algorithm::HS256, Algorithm::HS512] {
-            let hs = jsonwebtoken::encode(
-                &Header::new(alg),
-                &claims(),
-                &EncodingKey::from_secret(pem.as_bytes()).unwrap(),
-            )
-            .unwrap();
-            assert_eq!(
-                verify(&hs, &keys, &rules()),
-                Err(AssertionError::AlgorithmRefused(format!("{alg:?}")))
-            );
+            let hs =
+                jsonwebtoken::encode(&Header::new(alg), &claims(), &EncodingKey::from_secret(pem.as_bytes()).unwrap())
+                    .unwrap();
+            assert_eq!(verify(&hs, &keys, &rules()), Err(AssertionError::AlgorithmRefused(format!("{alg:?}"))));
         }
-        let weird = format!(
-            "{}.{}.AAAA",
-            b64(&json!({"alg": "RS256\"; drop"})),
-            b64(&claims())
-        );
-        assert_eq!(
-            verify(&weird, &keys, &rules()),
-            Err(AssertionError::AlgorithmRefused("(unrecognized)".into()))
-        );
-        assert!(!AssertionError::AlgorithmRefused("none".into())
-            .to_string()
-            .is_empty());
+        let weird = format!("{}.{}.AAAA", b64(&json!({"alg": "RS256\"; drop"})), b64(&claims()));
+        assert_eq!(verify(&weird, &keys, &rules()), Err(AssertionError::AlgorithmRefused("(unrecognized)".into())));
+        assert!(!AssertionError::AlgorithmRefused("none".into()).to_string().is_empty());
     }
 
     #[test]
@@ -1360,38 +1157,18 @@ mod tests {
         let ec = public("ec_public.pem", "ec");
         // ES256 token naming the RSA key.
         let token = sign("ec_private.pem", KeyAlg::Es256, Some("rsa"), &claims());
-        assert_eq!(
-            verify(&token, &[rsa.clone(), ec.clone()], &rules()),
-            Err(AssertionError::KeyMismatch)
-        );
+        assert_eq!(verify(&token, &[rsa.clone(), ec.clone()], &rules()), Err(AssertionError::KeyMismatch));
         // ES256 token without kid, only RSA keys registered.
         let token = sign("ec_private.pem", KeyAlg::Es256, None, &claims());
-        assert_eq!(
-            verify(&token, std::slice::from_ref(&rsa), &rules()),
-            Err(AssertionError::KeyMismatch)
-        );
-        assert_eq!(
-            verify(&token, &[], &rules()),
-            Err(AssertionError::UnknownKey)
-        );
+        assert_eq!(verify(&token, std::slice::from_ref(&rsa), &rules()), Err(AssertionError::KeyMismatch));
+        assert_eq!(verify(&token, &[], &rules()), Err(AssertionError::UnknownKey));
         // Unknown kid.
         let token = sign("ec_private.pem", KeyAlg::Es256, Some("nope"), &claims());
-        assert_eq!(
-            verify(&token, &[rsa, ec], &rules()),
-            Err(AssertionError::UnknownKey)
-        );
+        assert_eq!(verify(&token, &[rsa, ec], &rules()), Err(AssertionError::UnknownKey));
         // Signed by another RSA key than the registered one.
-        let token = sign(
-            "rsa_private.pem",
-            KeyAlg::Rs256,
-            Some("2011-04-29"),
-            &claims(),
-        );
+        let token = sign("rsa_private.pem", KeyAlg::Rs256, Some("2011-04-29"), &claims());
         let other = PublicKey::parse(RFC7638_JWK, None).unwrap();
-        assert_eq!(
-            verify(&token, &[other], &rules()),
-            Err(AssertionError::BadSignature)
-        );
+        assert_eq!(verify(&token, &[other], &rules()), Err(AssertionError::BadSignature));
     }
 
     #[test]
@@ -1402,32 +1179,14 @@ mod tests {
         c["sub"] = json!("admin");
         let forged = b64(&c);
         parts[1] = &forged;
-        assert_eq!(
-            verify(&parts.join("."), &keys, &rules()),
-            Err(AssertionError::BadSignature)
-        );
+        assert_eq!(verify(&parts.join("."), &keys, &rules()), Err(AssertionError::BadSignature));
         // A signature from one token on another's payload.
-        let (other, _) = ed_token(
-            &json!({"iss": "x", "sub": "x", "aud": TOKEN_URL, "exp": NOW + 10, "jti": "2"}),
-        );
-        let spliced = format!(
-            "{}.{}",
-            &token[..token.rfind('.').unwrap()],
-            &other[other.rfind('.').unwrap() + 1..]
-        );
-        assert_eq!(
-            verify(&spliced, &keys, &rules()),
-            Err(AssertionError::BadSignature)
-        );
-        assert_eq!(
-            verify(&format!("{token}."), &keys, &rules()),
-            Err(AssertionError::Malformed)
-        );
+        let (other, _) = ed_token(&json!({"iss": "x", "sub": "x", "aud": TOKEN_URL, "exp": NOW + 10, "jti": "2"}));
+        let spliced = format!("{}.{}", &token[..token.rfind('.').unwrap()], &other[other.rfind('.').unwrap() + 1..]);
+        assert_eq!(verify(&spliced, &keys, &rules()), Err(AssertionError::BadSignature));
+        assert_eq!(verify(&format!("{token}."), &keys, &rules()), Err(AssertionError::Malformed));
         let no_sig = &token[..token.rfind('.').unwrap() + 1];
-        assert_eq!(
-            verify(no_sig, &keys, &rules()),
-            Err(AssertionError::Malformed)
-        );
+        assert_eq!(verify(no_sig, &keys, &rules()), Err(AssertionError::Malformed));
     }
 
     fn ed_verify(claims: &Value, rules: &Rules) -> Result<Verified, AssertionError> {
@@ -1450,44 +1209,18 @@ mod tests {
     #[test]
     fn checks_required_claims() {
         for name in ["iss", "sub", "aud", "exp", "jti"] {
-            assert_eq!(
-                ed_verify(&without(name), &rules()),
-                Err(AssertionError::MissingClaim(name)),
-                "{name}"
-            );
+            assert_eq!(ed_verify(&without(name), &rules()), Err(AssertionError::MissingClaim(name)), "{name}");
         }
         for name in ["iss", "sub", "jti"] {
-            assert_eq!(
-                ed_verify(&with(name, json!("")), &rules()),
-                Err(AssertionError::MissingClaim(name)),
-                "{name}"
-            );
+            assert_eq!(ed_verify(&with(name, json!("")), &rules()), Err(AssertionError::MissingClaim(name)), "{name}");
         }
-        assert_eq!(
-            ed_verify(&with("jti", json!("j".repeat(256))), &rules())
-                .unwrap()
-                .jti
-                .len(),
-            256
-        );
-        assert_eq!(
-            ed_verify(&with("jti", json!("j".repeat(257))), &rules()),
-            Err(AssertionError::Malformed)
-        );
-        assert_eq!(
-            ed_verify(&with("exp", json!("soon")), &rules()),
-            Err(AssertionError::Malformed)
-        );
-        assert_eq!(
-            ed_verify(&with("iss", json!(7)), &rules()),
-            Err(AssertionError::Malformed)
-        );
+        assert_eq!(ed_verify(&with("jti", json!("j".repeat(256))), &rules()).unwrap().jti.len(), 256);
+        assert_eq!(ed_verify(&with("jti", json!("j".repeat(257))), &rules()), Err(AssertionError::Malformed));
+        assert_eq!(ed_verify(&with("exp", json!("soon")), &rules()), Err(AssertionError::Malformed));
+        assert_eq!(ed_verify(&with("iss", json!(7)), &rules()), Err(AssertionError::Malformed));
         // iss != sub is the caller's business (a JWT-bearer grant has a user as sub).
         let v = ed_verify(&with("sub", json!("user_1")), &rules()).unwrap();
-        assert_eq!(
-            (v.iss.as_str(), v.sub.as_str(), v.scope),
-            ("cl_1", "user_1", None)
-        );
+        assert_eq!((v.iss.as_str(), v.sub.as_str(), v.scope), ("cl_1", "user_1", None));
     }
 
     #[test]
@@ -1496,154 +1229,57 @@ mod tests {
             ed_verify(&with("aud", json!("https://evil.example/token")), &rules()),
             Err(AssertionError::WrongAudience)
         );
-        assert_eq!(
-            ed_verify(&with("aud", json!([])), &rules()),
-            Err(AssertionError::WrongAudience)
-        );
-        assert_eq!(
-            ed_verify(&with("aud", json!(["a", "b"])), &rules()),
-            Err(AssertionError::WrongAudience)
-        );
+        assert_eq!(ed_verify(&with("aud", json!([])), &rules()), Err(AssertionError::WrongAudience));
+        assert_eq!(ed_verify(&with("aud", json!(["a", "b"])), &rules()), Err(AssertionError::WrongAudience));
         assert!(ed_verify(&with("aud", json!(["a", "https://kw.example"])), &rules()).is_ok());
         assert!(ed_verify(&with("aud", json!("https://kw.example")), &rules()).is_ok());
         // No prefix or case games.
         assert_eq!(
-            ed_verify(
-                &with("aud", json!("https://kw.example/oauth/token/")),
-                &rules()
-            ),
+            ed_verify(&with("aud", json!("https://kw.example/oauth/token/")), &rules()),
             Err(AssertionError::WrongAudience)
         );
-        assert_eq!(
-            ed_verify(&with("aud", json!("HTTPS://kw.example")), &rules()),
-            Err(AssertionError::WrongAudience)
-        );
-        let none = Rules {
-            audiences: &[],
-            ..rules()
-        };
-        assert_eq!(
-            ed_verify(&claims(), &none),
-            Err(AssertionError::WrongAudience)
-        );
+        assert_eq!(ed_verify(&with("aud", json!("HTTPS://kw.example")), &rules()), Err(AssertionError::WrongAudience));
+        let none = Rules { audiences: &[], ..rules() };
+        assert_eq!(ed_verify(&claims(), &none), Err(AssertionError::WrongAudience));
     }
 
     #[test]
     fn checks_times() {
         let r = rules();
-        assert_eq!(
-            ed_verify(&with("exp", json!(NOW - 31)), &r),
-            Err(AssertionError::Expired)
-        );
-        assert_eq!(
-            ed_verify(&with("exp", json!(NOW - 30)), &r),
-            Err(AssertionError::Expired)
-        );
-        assert!(
-            ed_verify(&with("exp", json!(NOW - 29)), &r).is_ok(),
-            "within leeway"
-        );
+        assert_eq!(ed_verify(&with("exp", json!(NOW - 31)), &r), Err(AssertionError::Expired));
+        assert_eq!(ed_verify(&with("exp", json!(NOW - 30)), &r), Err(AssertionError::Expired));
+        assert!(ed_verify(&with("exp", json!(NOW - 29)), &r).is_ok(), "within leeway");
         assert!(ed_verify(&with("exp", json!(NOW + 300)), &r).is_ok());
-        assert!(
-            ed_verify(&with("exp", json!(NOW + 305)), &r).is_ok(),
-            "small allowance"
-        );
-        assert_eq!(
-            ed_verify(&with("exp", json!(NOW + 306)), &r),
-            Err(AssertionError::TooFarAhead)
-        );
-        assert_eq!(
-            ed_verify(&with("exp", json!(NOW + 3600)), &r),
-            Err(AssertionError::TooFarAhead)
-        );
-        assert_eq!(
-            ed_verify(&with("exp", json!(1e300)), &r),
-            Err(AssertionError::TooFarAhead)
-        );
-        assert_eq!(
-            ed_verify(&with("exp", json!(i64::MAX)), &r),
-            Err(AssertionError::TooFarAhead)
-        );
-        assert_eq!(
-            ed_verify(&with("exp", json!(i64::MIN)), &r),
-            Err(AssertionError::Expired)
-        );
-        assert_eq!(
-            ed_verify(&with("exp", json!(NOW as f64 + 60.5)), &r)
-                .unwrap()
-                .exp,
-            NOW + 60
-        );
-        let strict = Rules {
-            leeway: 0,
-            ..rules()
-        };
-        assert_eq!(
-            ed_verify(&with("exp", json!(NOW + 301)), &strict),
-            Err(AssertionError::TooFarAhead)
-        );
-        assert_eq!(
-            ed_verify(&with("exp", json!(NOW)), &strict),
-            Err(AssertionError::Expired)
-        );
+        assert!(ed_verify(&with("exp", json!(NOW + 305)), &r).is_ok(), "small allowance");
+        assert_eq!(ed_verify(&with("exp", json!(NOW + 306)), &r), Err(AssertionError::TooFarAhead));
+        assert_eq!(ed_verify(&with("exp", json!(NOW + 3600)), &r), Err(AssertionError::TooFarAhead));
+        assert_eq!(ed_verify(&with("exp", json!(1e300)), &r), Err(AssertionError::TooFarAhead));
+        assert_eq!(ed_verify(&with("exp", json!(i64::MAX)), &r), Err(AssertionError::TooFarAhead));
+        assert_eq!(ed_verify(&with("exp", json!(i64::MIN)), &r), Err(AssertionError::Expired));
+        assert_eq!(ed_verify(&with("exp", json!(NOW as f64 + 60.5)), &r).unwrap().exp, NOW + 60);
+        let strict = Rules { leeway: 0, ..rules() };
+        assert_eq!(ed_verify(&with("exp", json!(NOW + 301)), &strict), Err(AssertionError::TooFarAhead));
+        assert_eq!(ed_verify(&with("exp", json!(NOW)), &strict), Err(AssertionError::Expired));
         for name in ["nbf", "iat"] {
-            assert!(
-                ed_verify(&with(name, json!(NOW + 30)), &r).is_ok(),
-                "{name}"
-            );
-            assert_eq!(
-                ed_verify(&with(name, json!(NOW + 31)), &r),
-                Err(AssertionError::NotYetValid),
-                "{name}"
-            );
-            assert!(
-                ed_verify(&with(name, json!(NOW - 3600)), &r).is_ok(),
-                "{name}"
-            );
+            assert!(ed_verify(&with(name, json!(NOW + 30)), &r).is_ok(), "{name}");
+            assert_eq!(ed_verify(&with(name, json!(NOW + 31)), &r), Err(AssertionError::NotYetValid), "{name}");
+            assert!(ed_verify(&with(name, json!(NOW - 3600)), &r).is_ok(), "{name}");
         }
     }
 
     #[test]
     fn peek_reads_without_verifying() {
-        let token = sign(
-            "ec_private.pem",
-            KeyAlg::Es256,
-            Some("k9"),
-            &with("sub", json!("u")),
-        );
+        let token = sign("ec_private.pem", KeyAlg::Es256, Some("k9"), &with("sub", json!("u")));
         assert_eq!(
             peek(&token).unwrap(),
-            Unverified {
-                alg: "ES256".into(),
-                kid: Some("k9".into()),
-                iss: Some("cl_1".into()),
-                sub: Some("u".into())
-            }
+            Unverified { alg: "ES256".into(), kid: Some("k9".into()), iss: Some("cl_1".into()), sub: Some("u".into()) }
         );
         let none = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&json!({})));
-        assert_eq!(
-            peek(&none).unwrap(),
-            Unverified {
-                alg: "none".into(),
-                kid: None,
-                iss: None,
-                sub: None
-            }
-        );
+        assert_eq!(peek(&none).unwrap(), Unverified { alg: "none".into(), kid: None, iss: None, sub: None });
         assert_eq!(peek("a.b"), Err(AssertionError::Malformed));
-        assert_eq!(
-            peek(&"a".repeat(MAX_TOKEN_LEN + 1)),
-            Err(AssertionError::TooLong)
-        );
-        assert_eq!(
-            verify(&"a".repeat(MAX_TOKEN_LEN + 1), &[], &rules()),
-            Err(AssertionError::TooLong)
-        );
-        let crit = format!(
-            "{}.{}.AAAA",
-            b64(&json!({"alg": "EdDSA", "crit": ["b64"], "b64": false})),
-            b64(&claims())
-        );
+        assert_eq!(peek(&"a".repeat(MAX_TOKEN_LEN + 1)), Err(AssertionError::TooLong));
+        assert_eq!(verify(&"a".repeat(MAX_TOKEN_LEN + 1), &[], &rules()), Err(AssertionError::TooLong));
+        let crit = format!("{}.{}.AAAA", b64(&json!({"alg": "EdDSA", "crit": ["b64"], "b64": false})), b64(&claims()));
         assert_eq!(peek(&crit), Err(AssertionError::Malformed));
     }
 
@@ -1653,10 +1289,7 @@ mod tests {
         let err = verify(&token, &keys, &rules()).unwrap_err();
         assert_eq!(err, AssertionError::WrongAudience);
         assert!(!err.to_string().contains("nope"));
-        assert_eq!(
-            AssertionError::MissingClaim("jti").to_string(),
-            "the assertion has no jti claim"
-        );
+        assert_eq!(AssertionError::MissingClaim("jti").to_string(), "the assertion has no jti claim");
     }
 
     /// Strings built from JWK/JWT vocabulary, so that the parsers get past the first
@@ -1674,13 +1307,12 @@ mod tests {
             Just("-1e400".to_owned()),
             Just("\"".to_owned()),
             prop::sample::select(vec![
-                "kty", "RSA", "EC", "OKP", "oct", "crv", "P-256", "Ed25519", "X25519", "n", "e",
-                "x", "y", "d", "k", "alg", "RS256", "ES256", "EdDSA", "none", "kid", "keys", "use",
-                "sig", "key_ops", "AQAB", "iss", "sub", "aud", "exp", "jti", "nbf", "iat",
+                "kty", "RSA", "EC", "OKP", "oct", "crv", "P-256", "Ed25519", "X25519", "n", "e", "x", "y", "d", "k",
+                "alg", "RS256", "ES256", "EdDSA", "none", "kid", "keys", "use", "sig", "key_ops", "AQAB", "iss", "sub",
+                "aud", "exp", "jti", "nbf", "iat",
             ])
             .prop_map(|s| format!("\"{s}\"")),
-            prop::collection::vec(any::<u8>(), 0..80)
-                .prop_map(|b| format!("\"{}\"", URL_SAFE_NO_PAD.encode(b))),
+            prop::collection::vec(any::<u8>(), 0..80).prop_map(|b| format!("\"{}\"", URL_SAFE_NO_PAD.encode(b))),
         ];
         prop::collection::vec(tokens, 0..40).prop_map(|t| t.concat())
     }
@@ -1702,10 +1334,7 @@ mod tests {
     fn random_pem() -> impl Strategy<Value = String> {
         let label = prop::sample::select(vec!["PUBLIC KEY", "RSA PUBLIC KEY", "X"]);
         (label, prop::collection::vec(any::<u8>(), 0..600)).prop_map(|(label, der)| {
-            format!(
-                "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-                STANDARD.encode(der)
-            )
+            format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", STANDARD.encode(der))
         })
     }
 

@@ -109,9 +109,7 @@ fn parse_authorization<'a>(raw: &'a [u8], format: &SecretFormat) -> Result<Prese
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(Malformed::UnknownScheme);
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(rest)
-        .map_err(|_| Malformed::BadBasic)?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(rest).map_err(|_| Malformed::BadBasic)?;
     let decoded = String::from_utf8(decoded).map_err(|_| Malformed::BadBasic)?;
     // RFC 7617: the user-id cannot contain ':', so the first one separates.
     let (user, password) = decoded.split_once(':').ok_or(Malformed::BadBasic)?;

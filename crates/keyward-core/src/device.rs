@@ -32,11 +32,8 @@ impl UserCode {
         if typed.len() > 32 {
             return None;
         }
-        let code: String = typed
-            .chars()
-            .filter(|c| *c != '-' && !c.is_whitespace())
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
+        let code: String =
+            typed.chars().filter(|c| *c != '-' && !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
         (code.len() == LEN && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(Self(code))
     }
 

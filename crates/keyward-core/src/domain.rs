@@ -23,9 +23,7 @@ impl Slug {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Invalid(format!(
-                "invalid slug {s:?}: use 1-63 characters of a-z, 0-9 and '-', not starting with '-'"
-            )))
+            Err(Invalid(format!("invalid slug {s:?}: use 1-63 characters of a-z, 0-9 and '-', not starting with '-'")))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -123,10 +121,7 @@ impl Name {
             return Err(Invalid("a name is required".into()));
         }
         if chars > Self::MAX_CHARS {
-            return Err(Invalid(format!(
-                "a name is at most {} characters, this one has {chars}",
-                Self::MAX_CHARS
-            )));
+            return Err(Invalid(format!("a name is at most {} characters, this one has {chars}", Self::MAX_CHARS)));
         }
         if s.chars().any(char::is_control) {
             return Err(Invalid("a name cannot contain control characters".into()));

@@ -16,9 +16,7 @@ pub fn hash(password: &str) -> String {
 /// Whether `password` matches the stored PHC string; a malformed stored string is a
 /// mismatch, never a panic.
 pub fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
+    PasswordHash::new(phc).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -15,14 +15,13 @@ use crate::domain::Invalid;
 pub struct Permission(String);
 
 fn is_word(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.'))
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.'))
 }
 
 impl Permission {
     pub fn parse(s: &str) -> Result<Self, Invalid> {
-        let ok = s == "*"
-            || matches!(s.split_once(':'), Some((res, act)) if is_word(res) && (act == "*" || is_word(act)));
+        let ok =
+            s == "*" || matches!(s.split_once(':'), Some((res, act)) if is_word(res) && (act == "*" || is_word(act)));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -70,21 +69,13 @@ pub struct PermissionSet(BTreeSet<Permission>);
 impl PermissionSet {
     pub fn new(perms: impl IntoIterator<Item = Permission>) -> Self {
         let all: BTreeSet<Permission> = perms.into_iter().collect();
-        let kept = all
-            .iter()
-            .filter(|p| !all.iter().any(|q| q != *p && q.covers(p)))
-            .cloned()
-            .collect();
+        let kept = all.iter().filter(|p| !all.iter().any(|q| q != *p && q.covers(p))).cloned().collect();
         Self(kept)
     }
 
     /// Parses a list of permission strings; the first bad one is the error.
     pub fn parse<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Result<Self, Invalid> {
-        items
-            .into_iter()
-            .map(|s| Permission::parse(s.as_ref()))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Self::new)
+        items.into_iter().map(|s| Permission::parse(s.as_ref())).collect::<Result<Vec<_>, _>>().map(Self::new)
     }
 
     pub fn allows(&self, p: &Permission) -> bool {
@@ -160,28 +151,17 @@ pub fn default_roles() -> BTreeMap<String, Vec<String>> {
 impl Roles {
     /// Builds the role book; every role's permissions must be in the catalogue (or `*`,
     /// or a `resource:*` of a catalogued resource). Errors name the offending role.
-    pub fn new(
-        catalogue: &[String],
-        roles: &BTreeMap<String, Vec<String>>,
-    ) -> Result<Self, Invalid> {
-        let catalogue = catalogue
-            .iter()
-            .map(|s| Permission::parse(s))
-            .collect::<Result<Vec<_>, _>>()?;
+    pub fn new(catalogue: &[String], roles: &BTreeMap<String, Vec<String>>) -> Result<Self, Invalid> {
+        let catalogue = catalogue.iter().map(|s| Permission::parse(s)).collect::<Result<Vec<_>, _>>()?;
         if let Some(wild) = catalogue.iter().find(|p| p.as_str().ends_with('*')) {
-            return Err(Invalid(format!(
-                "the permission catalogue lists concrete permissions only, not {wild}"
-            )));
+            return Err(Invalid(format!("the permission catalogue lists concrete permissions only, not {wild}")));
         }
         let mut book = BTreeMap::new();
         for (name, perms) in roles {
             if !is_word(name) {
-                return Err(Invalid(format!(
-                    "invalid role name {name:?}: use a-z, 0-9, '_', '-' or '.'"
-                )));
+                return Err(Invalid(format!("invalid role name {name:?}: use a-z, 0-9, '_', '-' or '.'")));
             }
-            let set = PermissionSet::parse(perms)
-                .map_err(|e| Invalid(format!("role {name:?}: {e}")))?;
+            let set = PermissionSet::parse(perms).map_err(|e| Invalid(format!("role {name:?}: {e}")))?;
             for p in set.iter() {
                 if !Self::catalogued(&catalogue, p) {
                     return Err(Invalid(format!(
@@ -251,10 +231,7 @@ mod tests {
     #[test]
     fn wildcards_intersect_to_the_narrower_grant() {
         assert_eq!(set("*").intersect(&set("projects:read")), set("projects:read"));
-        assert_eq!(
-            set("projects:* members:read").intersect(&set("projects:read audit:read")),
-            set("projects:read")
-        );
+        assert_eq!(set("projects:* members:read").intersect(&set("projects:read audit:read")), set("projects:read"));
         assert_eq!(set("a:x").intersect(&set("b:x")), set(""));
         assert_eq!(set("* a:x"), set("*"), "covered members are dropped");
     }

@@ -129,9 +129,7 @@ impl SecretFormat {
 
     fn kind_of(&self, s: &str) -> Option<SecretKind> {
         let rest = s.strip_prefix(self.prefix.as_str())?;
-        SecretKind::ALL
-            .into_iter()
-            .find(|k| rest.strip_prefix(k.infix()).is_some_and(|r| r.starts_with('_')))
+        SecretKind::ALL.into_iter().find(|k| rest.strip_prefix(k.infix()).is_some_and(|r| r.starts_with('_')))
     }
 
     /// Parses a presented secret: prefix and kind, length, alphabet and checksum.
@@ -317,10 +315,7 @@ mod tests {
     #[test]
     fn hashes_round_trip_through_hex() {
         let h = SecretHash::of("abc");
-        assert_eq!(
-            h.to_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(h.to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert!(SecretHash::from_hex(&h.to_hex().to_uppercase()).unwrap().ct_eq(&h));
         assert!(SecretHash::from_hex("abc").is_none());
     }

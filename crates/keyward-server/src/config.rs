@@ -163,9 +163,22 @@ fn list_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<Stri
 /// Top-level keys an environment variable may set; other `KEYWARD_*` variables (such
 /// as `KEYWARD_CONFIG` or test settings) are not configuration.
 const ENV_KEYS: &[&str] = &[
-    "listen", "database_url", "public_url", "key_prefix", "api_key_header", "oauth", "device",
-    "service_accounts", "gateway", "permissions", "roles", "cache", "usage_flush_interval",
-    "change_poll_interval", "log_format", "session_lifetime",
+    "listen",
+    "database_url",
+    "public_url",
+    "key_prefix",
+    "api_key_header",
+    "oauth",
+    "device",
+    "service_accounts",
+    "gateway",
+    "permissions",
+    "roles",
+    "cache",
+    "usage_flush_interval",
+    "change_poll_interval",
+    "log_format",
+    "session_lifetime",
 ];
 
 /// Output format of the server's logs.
@@ -258,12 +271,10 @@ impl Settings {
     }
 
     fn env() -> Env {
-        Env::prefixed("KEYWARD_")
-            .split("__")
-            .filter(|k| {
-                let top = k.as_str().split('.').next().unwrap_or_default().to_ascii_lowercase();
-                ENV_KEYS.contains(&top.as_str())
-            })
+        Env::prefixed("KEYWARD_").split("__").filter(|k| {
+            let top = k.as_str().split('.').next().unwrap_or_default().to_ascii_lowercase();
+            ENV_KEYS.contains(&top.as_str())
+        })
     }
 
     /// Parses TOML text with no environment (tests and examples).
@@ -272,9 +283,9 @@ impl Settings {
     }
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let raw: RawConfig = figment.extract().map_err(|e| {
-            ConfigError(format!("{e}; fix it in the configuration file or the KEYWARD_* variable"))
-        })?;
+        let raw: RawConfig = figment
+            .extract()
+            .map_err(|e| ConfigError(format!("{e}; fix it in the configuration file or the KEYWARD_* variable")))?;
         Self::check(raw)
     }
 
@@ -293,20 +304,26 @@ impl Settings {
         let public = url::Url::parse(&raw.public_url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| bad("public_url", &raw.public_url, "not an http(s) URL; write e.g. \"https://keys.example.com\""))?;
+            .ok_or_else(|| {
+                bad("public_url", &raw.public_url, "not an http(s) URL; write e.g. \"https://keys.example.com\"")
+            })?;
         let secrets = SecretFormat::new(&raw.key_prefix).map_err(|e| bad("key_prefix", &raw.key_prefix, &e.0))?;
         let api_key_header = HeaderName::try_from(raw.api_key_header.as_str())
             .ok()
             .filter(|h| *h != axum::http::header::AUTHORIZATION)
             .ok_or_else(|| bad("api_key_header", &raw.api_key_header, "not a header name (and not Authorization)"))?;
-        let roles = Roles::new(&raw.permissions, &roles_over_defaults(raw.roles)).map_err(|e| ConfigError(format!("`permissions`/`roles`: {}", e.0)))?;
+        let roles = Roles::new(&raw.permissions, &roles_over_defaults(raw.roles))
+            .map_err(|e| ConfigError(format!("`permissions`/`roles`: {}", e.0)))?;
         let gateway = raw.gateway.map(|g| crate::gateway::settings::check(g, &roles)).transpose()?;
-        let min_plan = raw
-            .service_accounts
-            .min_plan
-            .parse()
-            .map_err(|e: keyward_core::domain::Invalid| bad("service_accounts.min_plan", &raw.service_accounts.min_plan, &e.0))?;
-        if raw.device.client_ids.iter().any(|c| c.is_empty() || c.chars().any(|ch| ch.is_whitespace() || ch.is_control())) {
+        let min_plan = raw.service_accounts.min_plan.parse().map_err(|e: keyward_core::domain::Invalid| {
+            bad("service_accounts.min_plan", &raw.service_accounts.min_plan, &e.0)
+        })?;
+        if raw
+            .device
+            .client_ids
+            .iter()
+            .any(|c| c.is_empty() || c.chars().any(|ch| ch.is_whitespace() || ch.is_control()))
+        {
             return Err(ConfigError("`device.client_ids`: client ids cannot be empty or contain spaces".into()));
         }
         if raw.cache.capacity == 0 {
@@ -414,7 +431,10 @@ mod tests {
 
     #[test]
     fn device_settings_are_checked() {
-        let s = Settings::from_toml("[device]\ninterval = \"1s\"\ncode_lifetime = \"2m\"\n[device.names]\nkeyward-cli = \"Our CLI\"").unwrap();
+        let s = Settings::from_toml(
+            "[device]\ninterval = \"1s\"\ncode_lifetime = \"2m\"\n[device.names]\nkeyward-cli = \"Our CLI\"",
+        )
+        .unwrap();
         assert_eq!(s.device_interval, Duration::from_secs(1));
         assert_eq!(s.device_code_lifetime, Duration::from_secs(120));
         assert_eq!(s.device_client_names["keyward-cli"], "Our CLI");

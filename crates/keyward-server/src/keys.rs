@@ -153,9 +153,7 @@ pub async fn roll(
     actor: &Actor,
 ) -> Result<(ApiKey, PlainSecret), KeyRuleError> {
     if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
-        return Err(KeyRuleError::Invalid(format!(
-            "grace_seconds must lie between 0 and {MAX_GRACE_SECONDS}"
-        )));
+        return Err(KeyRuleError::Invalid(format!("grace_seconds must lie between 0 and {MAX_GRACE_SECONDS}")));
     }
     let secret = secrets.generate(SecretKind::ApiKey);
     let key = store
@@ -217,6 +215,8 @@ mod tests {
         assert!(matches!(check_request(&roles, &creator, &r, Utc::now()), Err(KeyRuleError::Invalid(_))));
         let mut r = req(None);
         r.expires_at = Some(Utc::now() - Duration::seconds(1));
-        assert!(matches!(check_request(&roles, &creator, &r, Utc::now()), Err(KeyRuleError::Invalid(m)) if m.contains("future")));
+        assert!(
+            matches!(check_request(&roles, &creator, &r, Utc::now()), Err(KeyRuleError::Invalid(m)) if m.contains("future"))
+        );
     }
 }

@@ -102,7 +102,12 @@ impl Metrics {
                 ("{outcome=\"miss\"}".into(), self.cache_miss.get().to_string()),
             ],
         );
-        series("keyward_grant_cache_entries", "gauge", "Grants held in the cache.", vec![(String::new(), gauges.cached_grants.to_string())]);
+        series(
+            "keyward_grant_cache_entries",
+            "gauge",
+            "Grants held in the cache.",
+            vec![(String::new(), gauges.cached_grants.to_string())],
+        );
         let mut responses: Vec<(String, String)> = Vec::new();
         for (route, statuses) in self.responses.lock().expect("not poisoned").iter() {
             for (status, n) in statuses {
@@ -128,7 +133,12 @@ impl Metrics {
             "The longest propagation seen.",
             vec![(String::new(), micros(self.lag_micros_max.load(Ordering::Relaxed)))],
         );
-        series("keyward_cache_fail_closed_total", "counter", "Cache flushes because the change log was unreadable.", vec![(String::new(), self.fail_closed.get().to_string())]);
+        series(
+            "keyward_cache_fail_closed_total",
+            "counter",
+            "Cache flushes because the change log was unreadable.",
+            vec![(String::new(), self.fail_closed.get().to_string())],
+        );
         series(
             "keyward_change_listener_reconnects_total",
             "counter",

@@ -91,7 +91,8 @@ pub fn check_org_and_role(
 pub fn parse_public_keys(texts: &[String]) -> Result<Vec<PublicKey>, AccountRuleError> {
     let mut keys = Vec::new();
     for text in texts {
-        let parsed = PublicKey::parse_many(text).map_err(|e| AccountRuleError::Invalid(format!("public key: {}", e.0)))?;
+        let parsed =
+            PublicKey::parse_many(text).map_err(|e| AccountRuleError::Invalid(format!("public key: {}", e.0)))?;
         keys.extend(parsed);
     }
     Ok(keys)

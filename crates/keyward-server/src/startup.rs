@@ -32,7 +32,8 @@ const GATEWAY_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 impl Server {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.database_url).await.context("cannot connect to the database (database_url)")?;
+        let store =
+            Store::connect(&settings.database_url).await.context("cannot connect to the database (database_url)")?;
         store.migrate().await.context("cannot apply database migrations")?;
         let cache = Arc::new(GrantCache::new(settings.cache_capacity, settings.cache_ttl, settings.negative_cache_ttl));
         let usage = Arc::new(UsageRecorder::default());
@@ -100,9 +101,9 @@ impl Server {
             self.listener,
             crate::http::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-            .with_graceful_shutdown(signal(quitting))
-            .await
-            .context("the server failed")?;
+        .with_graceful_shutdown(signal(quitting))
+        .await
+        .context("the server failed")?;
         if let Some(mut gateway) = gateway {
             match tokio::time::timeout(GATEWAY_DRAIN, &mut gateway).await {
                 Ok(result) => result.context("the gateway task failed")?.context("the gateway failed")?,

@@ -123,11 +123,10 @@ async fn last_used_has_exact_time(p: &Page<'_>) -> Option<String> {
 
 /// The page fits the window's width: nothing to scroll sideways.
 async fn assert_fits_width(p: &Page<'_>, what: &str) {
-    let v = p
-        .c
-        .execute("return [document.documentElement.scrollWidth, window.innerWidth]", vec![])
-        .await
-        .expect("measure the page");
+    let v =
+        p.c.execute("return [document.documentElement.scrollWidth, window.innerWidth]", vec![])
+            .await
+            .expect("measure the page");
     let (scroll, inner) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
     assert!(scroll <= inner, "{what}: the page is {scroll} px wide in a {inner} px window (scrolls sideways)");
 }
@@ -265,7 +264,12 @@ async fn an_admin_creates_a_service_account_and_sees_its_secret_once() {
         let form = p.find("form:has(input[name='name'])").await;
         let name = p.find("form:has(input[name='name']) input[name='name']").await;
         name.send_keys("ci-deployer").await.unwrap();
-        form.find(fantoccini::Locator::Css("button[type=submit]")).await.expect("a submit button").click().await.unwrap();
+        form.find(fantoccini::Locator::Css("button[type=submit]"))
+            .await
+            .expect("a submit button")
+            .click()
+            .await
+            .unwrap();
         let secret = p.find("#secret").await.text().await.unwrap().trim().to_owned();
         assert!(secret.starts_with("kwsa_") && secret.len() > 30, "the client secret on the page: {secret:?}");
         assert!(!p.path_and_query().await.contains(&secret), "not in the URL");
@@ -303,7 +307,9 @@ async fn a_viewer_cannot_reach_the_admin_pages() {
             );
         }
         let session = p.cookie("keyward_session").await.expect("the session cookie");
-        for (admin, shot) in [("/admin/members", "08-forbidden-members"), ("/admin/service-accounts", "08-forbidden-service-accounts")] {
+        for (admin, shot) in
+            [("/admin/members", "08-forbidden-members"), ("/admin/service-accounts", "08-forbidden-service-accounts")]
+        {
             p.goto(admin).await;
             let h1 = p.find("h1").await.text().await.unwrap();
             assert_eq!(h1, "Forbidden", "{admin} for a viewer: {}", p.text().await);

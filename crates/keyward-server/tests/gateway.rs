@@ -79,10 +79,7 @@ fn event_stream(events: Vec<(Duration, String)>) -> Response {
 }
 
 async fn sse() -> Response {
-    event_stream(vec![
-        (Duration::ZERO, "data: one\n\n".into()),
-        (SSE_PAUSE, "data: two\n\n".into()),
-    ])
+    event_stream(vec![(Duration::ZERO, "data: one\n\n".into()), (SSE_PAUSE, "data: two\n\n".into())])
 }
 
 /// MCP streamable HTTP, as a server that answers a POSTed JSON-RPC request with an SSE
@@ -99,13 +96,8 @@ async fn mcp_post(body: String) -> Response {
             "serverInfo": {"name": "upstream-mcp", "version": "1"},
         },
     });
-    let mut response = event_stream(vec![(
-        Duration::ZERO,
-        format!("event: message\ndata: {answer}\n\n"),
-    )]);
-    response
-        .headers_mut()
-        .insert("mcp-session-id", "s-1".parse().unwrap());
+    let mut response = event_stream(vec![(Duration::ZERO, format!("event: message\ndata: {answer}\n\n"))]);
+    response.headers_mut().insert("mcp-session-id", "s-1".parse().unwrap());
     response
 }
 
@@ -121,12 +113,7 @@ async fn slow() -> &'static str {
 async fn spawn_upstream() -> SocketAddr {
     let app = Router::new()
         .route("/sse", get(sse))
-        .route(
-            "/mcp",
-            post(mcp_post)
-                .get(mcp_get)
-                .delete(|| async { StatusCode::NO_CONTENT }),
-        )
+        .route("/mcp", post(mcp_post).get(mcp_get).delete(|| async { StatusCode::NO_CONTENT }))
         .route("/slow", get(slow))
         .fallback(any(echo));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -194,10 +181,7 @@ async fn spawn_keyward(
     .expect("the test configuration is valid");
     let server = Server::build(settings).await.expect("keyward starts");
     let base = format!("http://{}", server.local_addr());
-    let gateway = format!(
-        "http://{}",
-        server.gateway_addr().expect("the gateway is configured")
-    );
+    let gateway = format!("http://{}", server.gateway_addr().expect("the gateway is configured"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(async move {
         let _ = stopped.await;
@@ -209,27 +193,10 @@ async fn spawn_keyward(
 async fn spawn_app(db: &TestDb, upstream: SocketAddr, top: &str, gateway_extra: &str) -> App {
     let (base, gateway, stop) = spawn_keyward(db, upstream, top, gateway_extra).await;
     let store = db.store().await;
-    let org = store
-        .create_org(&Slug::parse("acme").unwrap(), "Acme", Plan::Pro)
-        .await
-        .unwrap();
-    let user = store
-        .create_user(&Email::parse("ada@example.com").unwrap(), "Ada", None)
-        .await
-        .unwrap();
-    store
-        .add_member(&org.id, &Principal::user(&user.id), "member", &Actor::cli())
-        .await
-        .unwrap();
-    App {
-        base,
-        gateway,
-        store,
-        org,
-        user,
-        http: reqwest::Client::new(),
-        _stop: stop,
-    }
+    let org = store.create_org(&Slug::parse("acme").unwrap(), "Acme", Plan::Pro).await.unwrap();
+    let user = store.create_user(&Email::parse("ada@example.com").unwrap(), "Ada", None).await.unwrap();
+    store.add_member(&org.id, &Principal::user(&user.id), "member", &Actor::cli()).await.unwrap();
+    App { base, gateway, store, org, user, http: reqwest::Client::new(), _stop: stop }
 }
 
 impl App {
@@ -248,10 +215,7 @@ impl App {
             &roles,
             &self.org.id,
             &Principal::user(&self.user.id),
-            &Creator {
-                holds: &holds,
-                restricted: false,
-            },
+            &Creator { holds: &holds, restricted: false },
             &req,
             &Actor::cli(),
         )
@@ -274,18 +238,11 @@ async fn json(response: reqwest::Response) -> Value {
 }
 
 fn challenges(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::WWW_AUTHENTICATE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
+    headers.get_all(header::WWW_AUTHENTICATE).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
 }
 
 fn bearer_challenge(headers: &HeaderMap) -> String {
-    challenges(headers)
-        .into_iter()
-        .find(|c| c.starts_with("Bearer"))
-        .expect("a Bearer challenge")
+    challenges(headers).into_iter().find(|c| c.starts_with("Bearer")).expect("a Bearer challenge")
 }
 
 /// The URL a challenge's `resource_metadata` names.
@@ -307,40 +264,20 @@ async fn no_credential_gets_401_naming_the_resource_metadata(db: TestDb) {
     assert_eq!(body["error"], "unauthorized");
     let bearer = bearer_challenge(&headers);
     let url = resource_metadata(&bearer).expect("resource_metadata in the Bearer challenge");
-    assert_eq!(
-        url,
-        format!("{}/.well-known/oauth-protected-resource", app.gateway)
-    );
-    assert!(challenges(&headers)
-        .iter()
-        .any(|c| c.starts_with("Basic realm=\"keyward\"")));
+    assert_eq!(url, format!("{}/.well-known/oauth-protected-resource", app.gateway));
+    assert!(challenges(&headers).iter().any(|c| c.starts_with("Basic realm=\"keyward\"")));
 
     // The document it names (RFC 9728), served by the gateway for the upstream.
     let doc = app.http.get(&url).send().await.unwrap();
     assert_eq!(doc.status(), 200);
     let doc = json(doc).await;
     assert_eq!(doc["resource"], app.gateway);
-    assert_eq!(
-        doc["authorization_servers"],
-        serde_json::json!(["http://127.0.0.1:7070"])
-    );
-    assert_eq!(
-        doc["bearer_methods_supported"],
-        serde_json::json!(["header"])
-    );
-    assert!(doc["scopes_supported"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|s| s == "projects:read"));
+    assert_eq!(doc["authorization_servers"], serde_json::json!(["http://127.0.0.1:7070"]));
+    assert_eq!(doc["bearer_methods_supported"], serde_json::json!(["header"]));
+    assert!(doc["scopes_supported"].as_array().unwrap().iter().any(|s| s == "projects:read"));
 
     // A wrong key: invalid_token, and the same pointer.
-    let response = app
-        .gw(Method::GET, "/projects")
-        .bearer_auth("kw_wrong")
-        .send()
-        .await
-        .unwrap();
+    let response = app.gw(Method::GET, "/projects").bearer_auth("kw_wrong").send().await.unwrap();
     assert_eq!(response.status(), 401);
     let bearer = bearer_challenge(response.headers());
     assert!(bearer.contains("error=\"invalid_token\""), "{bearer}");
@@ -348,25 +285,14 @@ async fn no_credential_gets_401_naming_the_resource_metadata(db: TestDb) {
     assert_eq!(json(response).await["error"], "invalid_token");
 
     // /auth/check on the main server names the main server's document.
-    let response = app
-        .http
-        .get(format!("{}/auth/check", app.base))
-        .send()
-        .await
-        .unwrap();
+    let response = app.http.get(format!("{}/auth/check", app.base)).send().await.unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(
         resource_metadata(&bearer_challenge(response.headers())).as_deref(),
         Some("http://127.0.0.1:7070/.well-known/oauth-protected-resource")
     );
-    let doc = json(
-        app.http
-            .get(format!("{}/.well-known/oauth-protected-resource", app.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let doc =
+        json(app.http.get(format!("{}/.well-known/oauth-protected-resource", app.base)).send().await.unwrap()).await;
     assert_eq!(doc["resource"], "http://127.0.0.1:7070");
 }
 
@@ -376,23 +302,10 @@ async fn metadata_off_means_no_pointer_and_no_document(db: TestDb) {
     assert_eq!(response.status(), 401);
     let bearer = bearer_challenge(response.headers());
     assert_eq!(bearer, "Bearer realm=\"keyward\"");
-    let response = app
-        .http
-        .get(format!("{}/auth/check", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        bearer_challenge(response.headers()),
-        "Bearer realm=\"keyward\""
-    );
+    let response = app.http.get(format!("{}/auth/check", app.base)).send().await.unwrap();
+    assert_eq!(bearer_challenge(response.headers()), "Bearer realm=\"keyward\"");
     for url in [&app.gateway, &app.base] {
-        let response = app
-            .http
-            .get(format!("{url}/.well-known/oauth-protected-resource"))
-            .send()
-            .await
-            .unwrap();
+        let response = app.http.get(format!("{url}/.well-known/oauth-protected-resource")).send().await.unwrap();
         assert_eq!(response.status(), 404, "{url}");
         assert_eq!(json(response).await["error"], "not_found");
     }
@@ -401,28 +314,13 @@ async fn metadata_off_means_no_pointer_and_no_document(db: TestDb) {
 async fn the_upstream_sees_the_identity_and_never_a_spoofed_one_or_the_credential(db: TestDb) {
     let app = spawn_app(&db, spawn_upstream().await, "", "").await;
     let (key_id, secret) = app.key(&["projects:read"]).await;
-    let check = app
-        .http
-        .get(format!("{}/auth/check", app.base))
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .unwrap();
+    let check = app.http.get(format!("{}/auth/check", app.base)).bearer_auth(&secret).send().await.unwrap();
     assert_eq!(check.status(), 200);
-    let expected: Vec<(String, String)> = [
-        "x-keyward-principal",
-        "x-keyward-org",
-        "x-keyward-permissions",
-        "x-keyward-credential",
-    ]
-    .iter()
-    .map(|h| {
-        (
-            h.to_string(),
-            check.headers()[*h].to_str().unwrap().to_owned(),
-        )
-    })
-    .collect();
+    let expected: Vec<(String, String)> =
+        ["x-keyward-principal", "x-keyward-org", "x-keyward-permissions", "x-keyward-credential"]
+            .iter()
+            .map(|h| (h.to_string(), check.headers()[*h].to_str().unwrap().to_owned()))
+            .collect();
     assert_eq!(expected[1].1, "acme");
     assert_eq!(expected[2].1, "projects:read");
     assert_eq!(expected[3].1, format!("api_key:{key_id}"));
@@ -431,11 +329,7 @@ async fn the_upstream_sees_the_identity_and_never_a_spoofed_one_or_the_credentia
     let basic = format!("{secret}:");
     for (presentation, header_name, value) in [
         ("bearer", "authorization", format!("Bearer {secret}")),
-        (
-            "basic",
-            "authorization",
-            format!("Basic {}", base64_encode(basic.as_bytes())),
-        ),
+        ("basic", "authorization", format!("Basic {}", base64_encode(basic.as_bytes()))),
         ("x-api-key", "x-api-key", secret.clone()),
     ] {
         let response = app
@@ -456,22 +350,10 @@ async fn the_upstream_sees_the_identity_and_never_a_spoofed_one_or_the_credentia
         for (name, value) in &expected {
             assert_eq!(headers[name], *value, "{presentation}: {name}");
         }
-        assert!(
-            headers.get("x-keyward-extra").is_none(),
-            "{presentation}: a spoofed header reached the upstream"
-        );
-        assert!(
-            headers.get("authorization").is_none(),
-            "{presentation}: the credential reached the upstream"
-        );
-        assert!(
-            headers.get("x-api-key").is_none(),
-            "{presentation}: the credential reached the upstream"
-        );
-        assert!(
-            !seen.to_string().contains(&secret),
-            "{presentation}: the secret reached the upstream"
-        );
+        assert!(headers.get("x-keyward-extra").is_none(), "{presentation}: a spoofed header reached the upstream");
+        assert!(headers.get("authorization").is_none(), "{presentation}: the credential reached the upstream");
+        assert!(headers.get("x-api-key").is_none(), "{presentation}: the credential reached the upstream");
+        assert!(!seen.to_string().contains(&secret), "{presentation}: the secret reached the upstream");
         assert_eq!(headers["x-forwarded-for"], "127.0.0.1", "{presentation}");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], gateway_host);
@@ -484,39 +366,18 @@ async fn the_upstream_sees_the_identity_and_never_a_spoofed_one_or_the_credentia
 async fn pass_authorization_forwards_the_credential(db: TestDb) {
     let app = spawn_app(&db, spawn_upstream().await, "", "pass_authorization = true").await;
     let (_, secret) = app.key(&["projects:read"]).await;
-    let seen = json(
-        app.gw(Method::GET, "/x")
-            .bearer_auth(&secret)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let seen = json(app.gw(Method::GET, "/x").bearer_auth(&secret).send().await.unwrap()).await;
     assert_eq!(seen["headers"]["authorization"], format!("Bearer {secret}"));
     assert_eq!(seen["headers"]["x-keyward-org"], "acme");
 }
 
 async fn public_paths_pass_without_a_credential(db: TestDb) {
-    let app = spawn_app(
-        &db,
-        spawn_upstream().await,
-        "",
-        "public_paths = [\"/health\", \"/docs/**\"]",
-    )
-    .await;
+    let app = spawn_app(&db, spawn_upstream().await, "", "public_paths = [\"/health\", \"/docs/**\"]").await;
     for path in ["/health", "/docs/a/b.html"] {
-        let response = app
-            .gw(Method::GET, path)
-            .header("x-keyward-principal", "spoof")
-            .send()
-            .await
-            .unwrap();
+        let response = app.gw(Method::GET, path).header("x-keyward-principal", "spoof").send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         let seen = json(response).await;
-        assert!(
-            seen["headers"].get("x-keyward-principal").is_none(),
-            "{path}: spoofed identity forwarded"
-        );
+        assert!(seen["headers"].get("x-keyward-principal").is_none(), "{path}: spoofed identity forwarded");
     }
     assert_eq!(status(app.gw(Method::GET, "/healthz")).await, 401);
     assert_eq!(status(app.gw(Method::GET, "/docs")).await, 401);
@@ -527,32 +388,19 @@ async fn a_rule_refuses_a_key_lacking_its_permission(db: TestDb) {
     let app = spawn_app(&db, spawn_upstream().await, "", rules).await;
     let (_, reader) = app.key(&["projects:read"]).await;
     let (_, writer) = app.key(&["projects:read", "projects:write"]).await;
-    let response = app
-        .gw(Method::DELETE, "/projects/7")
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .unwrap();
+    let response = app.gw(Method::DELETE, "/projects/7").bearer_auth(&reader).send().await.unwrap();
     assert_eq!(response.status(), 403);
     assert!(bearer_challenge(response.headers()).contains("error=\"insufficient_scope\""));
     let body = json(response).await;
     assert_eq!(body["error"], "insufficient_scope");
-    assert!(body["error_description"]
-        .as_str()
-        .unwrap()
-        .contains("projects:write"));
+    assert!(body["error_description"].as_str().unwrap().contains("projects:write"));
     // Methods and paths outside the rule are not affected; the writer passes.
     for (method, path, key) in [
         (Method::GET, "/projects/7", &reader),
         (Method::DELETE, "/other/7", &reader),
         (Method::DELETE, "/projects/7", &writer),
     ] {
-        let response = app
-            .gw(method.clone(), path)
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+        let response = app.gw(method.clone(), path).bearer_auth(key).send().await.unwrap();
         assert_eq!(response.status(), 200, "{method} {path}");
     }
 }
@@ -569,26 +417,17 @@ async fn the_first_event_arrives_before_the_upstream_finishes(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "text/event-stream"
-    );
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
     let first = response.chunk().await.unwrap().expect("a first event");
     let first_at = started.elapsed();
     assert_eq!(&first[..], b"data: one\n\n");
-    assert!(
-        first_at < SSE_PAUSE / 2,
-        "the first event took {first_at:?}: the gateway buffered the stream"
-    );
+    assert!(first_at < SSE_PAUSE / 2, "the first event took {first_at:?}: the gateway buffered the stream");
     let mut rest = Vec::new();
     while let Some(chunk) = response.chunk().await.unwrap() {
         rest.extend_from_slice(&chunk);
     }
     assert_eq!(rest, b"data: two\n\n");
-    assert!(
-        started.elapsed() >= SSE_PAUSE,
-        "the upstream's pause happened"
-    );
+    assert!(started.elapsed() >= SSE_PAUSE, "the upstream's pause happened");
 }
 
 async fn a_large_chunked_upload_streams_through(db: TestDb) {
@@ -608,15 +447,9 @@ async fn a_large_chunked_upload_streams_through(db: TestDb) {
         .header(header::AUTHORIZATION, format!("Bearer {secret}"))
         .body(StreamBody::new(frames))
         .unwrap();
-    let response = client
-        .request(request)
-        .await
-        .expect("the upload is answered");
+    let response = client.request(request).await.expect("the upload is answered");
     assert_eq!(response.status(), 200);
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
     let seen: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(seen["body_bytes"], CHUNK * CHUNKS);
     assert_eq!(seen["headers"]["transfer-encoding"], "chunked");
@@ -629,72 +462,45 @@ async fn a_large_chunked_upload_streams_through(db: TestDb) {
         if i == OVER {
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
-        (i <= OVER).then(|| {
-            (
-                Ok::<_, Infallible>(Frame::data(Bytes::from(vec![1u8; CHUNK]))),
-                i + 1,
-            )
-        })
+        (i <= OVER).then(|| (Ok::<_, Infallible>(Frame::data(Bytes::from(vec![1u8; CHUNK]))), i + 1))
     }));
     let request = hyper::Request::post(format!("{}/upload", app.gateway))
         .header(header::AUTHORIZATION, format!("Bearer {secret}"))
         .body(StreamBody::new(frames))
         .unwrap();
     let client = Client::builder(TokioExecutor::new()).build_http::<StreamBody<_>>();
-    let response = client
-        .request(request)
-        .await
-        .expect("the oversized upload is answered");
+    let response = client.request(request).await.expect("the oversized upload is answered");
     assert_eq!(response.status(), 413);
 
     // `Expect: 100-continue` (curl sends it for bodies over 1 MiB): the client is told
     // to go on, and the body reaches the upstream.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(app.gateway.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(app.gateway.trim_start_matches("http://")).await.unwrap();
     let head = format!(
         "POST /upload HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {secret}\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
     );
     tcp.write_all(head.as_bytes()).await.unwrap();
     let mut interim = [0u8; 25];
-    tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut interim))
-        .await
-        .expect("100 Continue")
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut interim)).await.expect("100 Continue").unwrap();
     assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
     tcp.write_all(b"hello").await.unwrap();
     let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_string(&mut answer))
-        .await
-        .expect("an answer")
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_string(&mut answer)).await.expect("an answer").unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"body_bytes\":5"), "{answer}");
-    assert!(
-        !answer.contains("\"expect\""),
-        "Expect was forwarded: {answer}"
-    );
+    assert!(!answer.contains("\"expect\""), "Expect was forwarded: {answer}");
 
     // A declared length over the limit: refused with 413 JSON before any byte of the
     // body is read (raw HTTP/1.1, so the client is not cut off mid-send).
-    let mut tcp = tokio::net::TcpStream::connect(app.gateway.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(app.gateway.trim_start_matches("http://")).await.unwrap();
     let head = format!(
         "POST /upload HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {secret}\r\nContent-Length: 31000000\r\nConnection: close\r\n\r\n"
     );
     tcp.write_all(head.as_bytes()).await.unwrap();
     let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_string(&mut answer))
-        .await
-        .expect("an answer")
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_string(&mut answer)).await.expect("an answer").unwrap();
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(
-        answer.contains("\"error\":\"payload_too_large\""),
-        "{answer}"
-    );
+    assert!(answer.contains("\"error\":\"payload_too_large\""), "{answer}");
 }
 
 async fn a_websocket_echo_works_through_the_gateway(db: TestDb) {
@@ -705,29 +511,18 @@ async fn a_websocket_echo_works_through_the_gateway(db: TestDb) {
     let (_, secret) = app.key(&["projects:read"]).await;
     let url = format!("{}/socket", app.gateway.replace("http://", "ws://"));
     let mut request = url.as_str().into_client_request().unwrap();
-    request.headers_mut().insert(
-        header::AUTHORIZATION,
-        format!("Bearer {secret}").parse().unwrap(),
-    );
-    let (mut ws, response) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("the upgrade passes");
+    request.headers_mut().insert(header::AUTHORIZATION, format!("Bearer {secret}").parse().unwrap());
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.expect("the upgrade passes");
     assert_eq!(response.status(), 101);
     for text in ["hello", "through the gateway"] {
         ws.send(Message::text(text)).await.unwrap();
-        let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("an echo")
-            .unwrap()
-            .unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("an echo").unwrap().unwrap();
         assert_eq!(echoed.into_text().unwrap().as_str(), text);
     }
     ws.close(None).await.unwrap();
 
     // Without a credential the upgrade is refused before reaching the upstream.
-    let refused = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .expect_err("no upgrade");
+    let refused = tokio_tungstenite::connect_async(url.as_str()).await.expect_err("no upgrade");
     match refused {
         tokio_tungstenite::tungstenite::Error::Http(response) => assert_eq!(response.status(), 401),
         other => panic!("expected an HTTP 401, got {other}"),
@@ -737,12 +532,7 @@ async fn a_websocket_echo_works_through_the_gateway(db: TestDb) {
 async fn upstream_failures_are_502_and_504_json(db: TestDb) {
     let app = spawn_app(&db, dead_address().await, "", "").await;
     let (_, secret) = app.key(&["projects:read"]).await;
-    let response = app
-        .gw(Method::GET, "/anything")
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .unwrap();
+    let response = app.gw(Method::GET, "/anything").bearer_auth(&secret).send().await.unwrap();
     assert_eq!(response.status(), 502);
     assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
     assert_eq!(json(response).await["error"], "bad_gateway");
@@ -750,20 +540,8 @@ async fn upstream_failures_are_502_and_504_json(db: TestDb) {
     assert_eq!(status(app.gw(Method::GET, "/anything")).await, 401);
 
     // Another keyward on the same database, whose upstream answers too late.
-    let (_, gateway, _stop) = spawn_keyward(
-        &db,
-        spawn_upstream().await,
-        "",
-        "response_timeout = \"300ms\"",
-    )
-    .await;
-    let response = app
-        .http
-        .get(format!("{gateway}/slow"))
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .unwrap();
+    let (_, gateway, _stop) = spawn_keyward(&db, spawn_upstream().await, "", "response_timeout = \"300ms\"").await;
+    let response = app.http.get(format!("{gateway}/slow")).bearer_auth(&secret).send().await.unwrap();
     assert_eq!(response.status(), 504);
     assert_eq!(json(response).await["error"], "gateway_timeout");
 }
@@ -790,24 +568,17 @@ async fn an_mcp_client_connects_over_streamable_http(db: TestDb) {
     // Without a key: the discovery challenge.
     let response = post(None).await.unwrap();
     assert_eq!(response.status(), 401);
-    let metadata =
-        resource_metadata(&bearer_challenge(response.headers())).expect("resource_metadata");
+    let metadata = resource_metadata(&bearer_challenge(response.headers())).expect("resource_metadata");
     let doc = json(app.http.get(&metadata).send().await.unwrap()).await;
     assert_eq!(doc["resource"], app.gateway);
 
     // With the configured static header: the session starts, answered as SSE.
     let response = post(Some(&secret)).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "text/event-stream"
-    );
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
     assert_eq!(response.headers()["mcp-session-id"], "s-1");
     let text = response.text().await.unwrap();
-    let data = text
-        .lines()
-        .find_map(|l| l.strip_prefix("data: "))
-        .expect("an SSE data line");
+    let data = text.lines().find_map(|l| l.strip_prefix("data: ")).expect("an SSE data line");
     let answer: Value = serde_json::from_str(data).unwrap();
     assert_eq!(answer["id"], 1);
     assert_eq!(answer["result"]["serverInfo"]["name"], "upstream-mcp");
@@ -822,11 +593,7 @@ async fn an_mcp_client_connects_over_streamable_http(db: TestDb) {
             .send()
             .await
             .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{method}: {}",
-            response.status()
-        );
+        assert!(response.status().is_success(), "{method}: {}", response.status());
     }
 }
 
@@ -834,9 +601,8 @@ fn base64_encode(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
+        let n =
+            (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -904,10 +670,7 @@ impl Drop for ProxyProcess {
 /// The first of `paths` that exists; `None` skips the test with a reason, except under
 /// `CI=true`, where a missing proxy fails it (`.ci/run` installs both).
 fn installed(name: &str, paths: &[&str]) -> Option<std::path::PathBuf> {
-    let found = paths
-        .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.exists());
+    let found = paths.iter().map(std::path::PathBuf::from).find(|p| p.exists());
     if found.is_none() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{name} is required in CI (.ci/run installs it) and is not installed");
@@ -961,23 +724,10 @@ async fn start_proxy(
 /// Allow, deny and the forwarded identity through a forward-auth proxy at `front`.
 async fn check_forward_auth(app: &App, front: &str, key_id: &str, secret: &str) {
     // Deny: no key, or a wrong one; keyward's challenge reaches the client.
-    let denied = app
-        .http
-        .get(format!("{front}/projects"))
-        .send()
-        .await
-        .unwrap();
+    let denied = app.http.get(format!("{front}/projects")).send().await.unwrap();
     assert_eq!(denied.status(), 401);
     assert!(resource_metadata(&bearer_challenge(denied.headers())).is_some());
-    assert_eq!(
-        status(
-            app.http
-                .get(format!("{front}/projects"))
-                .bearer_auth("kw_wrong")
-        )
-        .await,
-        401
-    );
+    assert_eq!(status(app.http.get(format!("{front}/projects")).bearer_auth("kw_wrong")).await, 401);
 
     // Allow: the upstream sees the identity keyward answered with, not the client's,
     // and not the credential.
@@ -998,10 +748,7 @@ async fn check_forward_auth(app: &App, front: &str, key_id: &str, secret: &str) 
     assert_eq!(headers["x-keyward-org"], "acme");
     assert_eq!(headers["x-keyward-permissions"], "projects:read");
     assert_eq!(headers["x-keyward-credential"], format!("api_key:{key_id}"));
-    assert!(
-        headers.get("authorization").is_none(),
-        "the credential reached the upstream"
-    );
+    assert!(headers.get("authorization").is_none(), "the credential reached the upstream");
 }
 
 /// The nginx configuration docs/forward-auth.md shows, with this test's addresses.
@@ -1064,14 +811,7 @@ async fn case(db: &TestDb) -> Case {
     let app = spawn_app(db, upstream, "", "").await;
     let (key_id, secret) = app.key(&["projects:read"]).await;
     let port = free_port().await;
-    Case {
-        app,
-        upstream,
-        key_id,
-        secret,
-        port,
-        front: format!("http://127.0.0.1:{port}"),
-    }
+    Case { app, upstream, key_id, secret, port, front: format!("http://127.0.0.1:{port}") }
 }
 
 async fn nginx_auth_request_in_front_of_an_upstream(db: TestDb) {
@@ -1080,14 +820,7 @@ async fn nginx_auth_request_in_front_of_an_upstream(db: TestDb) {
     };
     let c = case(&db).await;
     let conf = |dir: &std::path::Path| nginx_conf(dir, c.port, &c.app.base, c.upstream);
-    let nginx = start_proxy(
-        binary,
-        "nginx.conf",
-        conf,
-        &["-p", "{dir}", "-c", "{dir}/nginx.conf"],
-        &c.front,
-    )
-    .await;
+    let nginx = start_proxy(binary, "nginx.conf", conf, &["-p", "{dir}", "-c", "{dir}/nginx.conf"], &c.front).await;
     check_forward_auth(&c.app, &c.front, &c.key_id, &c.secret).await;
     drop(nginx);
 }
@@ -1123,23 +856,11 @@ async fn caddy_forward_auth_in_front_of_an_upstream(db: TestDb) {
     };
     let c = case(&db).await;
     let conf = |_: &std::path::Path| caddyfile(c.port, &c.app.base, c.upstream);
-    let args = [
-        "run",
-        "--config",
-        "{dir}/Caddyfile",
-        "--adapter",
-        "caddyfile",
-    ];
+    let args = ["run", "--config", "{dir}/Caddyfile", "--adapter", "caddyfile"];
     let caddy = start_proxy(binary, "Caddyfile", conf, &args, &c.front).await;
     check_forward_auth(&c.app, &c.front, &c.key_id, &c.secret).await;
     // Caddy passes keyward's own 401 through: the JSON body too.
-    let denied = c
-        .app
-        .http
-        .get(format!("{}/x", c.front))
-        .send()
-        .await
-        .unwrap();
+    let denied = c.app.http.get(format!("{}/x", c.front)).send().await.unwrap();
     assert_eq!(json(denied).await["error"], "unauthorized");
     drop(caddy);
 }

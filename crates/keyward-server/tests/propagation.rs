@@ -203,7 +203,11 @@ impl World {
         self.store.add_member(&self.org.id, &Principal::user(&admin.id), "admin", &Actor::cli()).await.unwrap();
         let roles = Roles::default();
         let holds = roles.permissions_of("admin");
-        let req = KeyRequest { name: "admin".into(), permissions: Some(vec!["service_accounts:write".into()]), expires_at: None };
+        let req = KeyRequest {
+            name: "admin".into(),
+            permissions: Some(vec!["service_accounts:write".into()]),
+            expires_at: None,
+        };
         let (_, secret) = keys::create(
             &self.store,
             &keyward_core::secret::SecretFormat::new("kw").unwrap(),
@@ -240,7 +244,8 @@ impl World {
     }
 
     async fn delete_service_account(&self, base: &str, admin: &str, id: &str) {
-        let res = self.http.delete(format!("{base}/api/v1/service-accounts/{id}")).bearer_auth(admin).send().await.unwrap();
+        let res =
+            self.http.delete(format!("{base}/api/v1/service-accounts/{id}")).bearer_auth(admin).send().await.unwrap();
         assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
     }
 }
@@ -327,13 +332,12 @@ async fn reconciliation_converges_without_notifications(db: &TestDb) {
 async fn kill_listeners() -> u64 {
     use sqlx::Connection;
     let Ok(mut conn) = sqlx::PgConnection::connect(&TestDb::postgres_base_url()).await else { return 0 };
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-    )
-    .bind(keyward_store::LISTENER_APPLICATION_NAME)
-    .fetch_all(&mut conn)
-    .await
-    .unwrap_or_default();
+    let killed: Vec<bool> =
+        sqlx::query_scalar("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(keyward_store::LISTENER_APPLICATION_NAME)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
     killed.into_iter().filter(|k| *k).count() as u64
 }
 

@@ -6,8 +6,8 @@
 //! later attempt can be recognised (and audited) as the use of a revoked key.
 
 use chrono::{DateTime, Duration, Utc};
-use keyward_core::legacy::ImportedHash;
 use keyward_core::ids::{KeyId, OrgId};
+use keyward_core::legacy::ImportedHash;
 use keyward_core::permission::PermissionSet;
 use keyward_core::secret::{DisplayPrefix, SecretHash};
 use sqlx::any::AnyRow;
@@ -30,8 +30,6 @@ pub struct KeyScope {
     pub org_id: OrgId,
     pub principal_id: Option<String>,
 }
-
-
 
 fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
     let id: String = row.try_get("id")?;
@@ -165,14 +163,20 @@ impl Store {
     }
 
     /// Inserts keys with one secret each: `(key, stored hash, hash kind)`.
-    async fn insert_api_keys(&self, rows: &[(&NewApiKey, String, &str)], action: &str, actor: &Actor) -> Result<Vec<ApiKey>> {
+    async fn insert_api_keys(
+        &self,
+        rows: &[(&NewApiKey, String, &str)],
+        action: &str,
+        actor: &Actor,
+    ) -> Result<Vec<ApiKey>> {
         let mut tx = self.pool.begin().await?;
         let mut made = Vec::with_capacity(rows.len());
         for (new, hash, hash_kind) in rows {
             let key = ApiKey::from_new(new);
             insert_key(&mut tx, &key).await?;
             insert_secret(&mut tx, &key.id, hash, hash_kind).await?;
-            let event = AuditEvent::new(Some(&key.org_id), actor, action).target("api_key", &key.id).detail(key.audit_detail());
+            let event =
+                AuditEvent::new(Some(&key.org_id), actor, action).target("api_key", &key.id).detail(key.audit_detail());
             insert_event(&mut tx, &event).await?;
             made.push(key);
         }
@@ -223,16 +227,19 @@ impl Store {
         }
         let now = crate::time::now();
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(to_ms(now))
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(to_ms(now))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         self.record_change(&mut tx, &Change::Key(id.clone())).await?;
-        let event = AuditEvent::new(Some(&key.org_id), actor, "api_key.revoked").target("api_key", id).detail(key.audit_detail());
+        let event = AuditEvent::new(Some(&key.org_id), actor, "api_key.revoked")
+            .target("api_key", id)
+            .detail(key.audit_detail());
         insert_event(&mut tx, &event).await?;
         tx.commit().await?;
         key.revoked_at = Some(now);
@@ -267,10 +274,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         } else {
-            sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1")
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
         }
         insert_secret(&mut tx, id, &new_hash.to_hex(), "sha256").await?;
         sqlx::query("UPDATE api_keys SET prefix = $1, updated_at = $2 WHERE id = $3")

@@ -71,9 +71,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url).ok_or_else(|| {
-            sqlx::Error::Configuration(
-                "database_url must start with sqlite:// or postgres://".into(),
-            )
+            sqlx::Error::Configuration("database_url must start with sqlite:// or postgres://".into())
         })?;
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
@@ -118,16 +116,14 @@ impl Store {
     /// Whether the database answers and every migration this binary knows is applied.
     pub async fn is_current(&self) -> Result<bool> {
         let latest = self.backend.migrator().iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .or_else(|e| match e {
-            // No migrations table yet: nothing applied.
-            sqlx::Error::Database(_) => Ok(None),
-            e => Err(e),
-        })?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&self.pool)
+            .await
+            .or_else(|e| match e {
+                // No migrations table yet: nothing applied.
+                sqlx::Error::Database(_) => Ok(None),
+                e => Err(e),
+            })?;
         // A newer binary may have applied migrations this one does not know; they are
         // additive by policy (docs/deployment.md), so this binary is still current.
         Ok(applied.is_some_and(|a| a >= latest))

@@ -22,9 +22,6 @@ use crate::{
 /// How much `slow_down` adds to a code's interval (RFC 8628 §3.5).
 pub const SLOW_DOWN_STEP_MS: i64 = 5_000;
 
-
-
-
 fn authorization_from_row(row: &AnyRow) -> Result<DeviceAuthorization> {
     let id: String = row.try_get("id")?;
     let code: String = row.try_get("user_code")?;

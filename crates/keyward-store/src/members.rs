@@ -7,7 +7,9 @@ use sqlx::Row;
 
 use crate::audit::insert_event;
 use crate::time::{from_ms, to_ms};
-use crate::{conflict_as, Actor, AuditEvent, Change, Member, Principal, PrincipalKind, Result, Store, StoreError, User};
+use crate::{
+    conflict_as, Actor, AuditEvent, Change, Member, Principal, PrincipalKind, Result, Store, StoreError, User,
+};
 
 fn user_from_row(row: &AnyRow) -> Result<User> {
     let id: String = row.try_get("id")?;
@@ -22,12 +24,7 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
 }
 
 impl Store {
-    pub async fn create_user(
-        &self,
-        email: &Email,
-        display_name: &str,
-        password_hash: Option<&str>,
-    ) -> Result<User> {
+    pub async fn create_user(&self, email: &Email, display_name: &str, password_hash: Option<&str>) -> Result<User> {
         let user = User {
             id: UserId::generate(),
             email: email.clone(),
@@ -87,7 +84,8 @@ impl Store {
         .map_err(conflict_as("this membership"))?;
         // A principal removed earlier may be cached as "not a member": re-adding must
         // reach every cache too, not only removals.
-        self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: principal.id.clone() }).await?;
+        self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: principal.id.clone() })
+            .await?;
         let event = AuditEvent::new(Some(org), actor, "member.added")
             .target(principal.kind.as_str(), &principal.id)
             .detail(serde_json::json!({ "role": role }));
@@ -131,7 +129,8 @@ impl Store {
             .bind(principal_id)
             .execute(&mut *tx)
             .await?;
-        self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: principal_id.to_owned() }).await?;
+        self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: principal_id.to_owned() })
+            .await?;
         let event = AuditEvent::new(Some(org), actor, "member.role_changed")
             .target("principal", principal_id)
             .detail(serde_json::json!({ "from": old, "to": role }));
@@ -151,7 +150,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: principal_id.to_owned() }).await?;
+        self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: principal_id.to_owned() })
+            .await?;
         let event = AuditEvent::new(Some(org), actor, "member.removed").target("principal", principal_id);
         insert_event(&mut tx, &event).await?;
         tx.commit().await?;

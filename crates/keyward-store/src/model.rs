@@ -2,9 +2,9 @@
 //! a row that does not parse back is reported as [`crate::StoreError::Corrupt`].
 
 use chrono::{DateTime, Utc};
-use keyward_core::domain::{Email, Plan, Slug};
 use keyward_core::assertion::PublicKey;
 use keyward_core::device::UserCode;
+use keyward_core::domain::{Email, Plan, Slug};
 use keyward_core::ids::{DeviceId, EventId, FamilyId, KeyId, OrgId, ServiceAccountId, TokenId, UserId};
 use keyward_core::permission::PermissionSet;
 use keyward_core::secret::{DisplayPrefix, SecretHash};
@@ -167,11 +167,20 @@ impl From<KeyGrant> for CredentialGrant {
 pub enum CredentialRef {
     ApiKey(KeyId),
     /// An access token issued by the token endpoint to `client_id`.
-    AccessToken { id: TokenId, family: FamilyId, client_id: String },
+    AccessToken {
+        id: TokenId,
+        family: FamilyId,
+        client_id: String,
+    },
     /// A service account's own client secret, presented as HTTP Basic.
-    ClientSecret { account: ServiceAccountId, client_id: String },
+    ClientSecret {
+        account: ServiceAccountId,
+        client_id: String,
+    },
     /// A person's browser session (the web UI's cookie), on the management API.
-    Session { user: UserId },
+    Session {
+        user: UserId,
+    },
 }
 
 impl CredentialRef {

@@ -22,8 +22,8 @@ use crate::{
     NewServiceAccount, Principal, Result, ServiceAccount, Store, StoreError,
 };
 
-
-const ACCOUNT_SELECT: &str = "SELECT a.id, a.org_id, a.client_id, a.name, a.created_at, m.role, o.slug AS org_slug, o.plan AS org_plan \
+const ACCOUNT_SELECT: &str =
+    "SELECT a.id, a.org_id, a.client_id, a.name, a.created_at, m.role, o.slug AS org_slug, o.plan AS org_plan \
      FROM service_accounts a JOIN orgs o ON o.id = a.org_id \
      JOIN memberships m ON m.org_id = a.org_id AND m.principal_id = a.id";
 
@@ -43,7 +43,11 @@ fn account_from_row(row: &AnyRow) -> Result<ServiceAccount> {
     })
 }
 
-async fn insert_secret(tx: &mut Transaction<'_, Any>, account: &ServiceAccountId, secret: &NewClientSecret) -> Result<()> {
+async fn insert_secret(
+    tx: &mut Transaction<'_, Any>,
+    account: &ServiceAccountId,
+    secret: &NewClientSecret,
+) -> Result<()> {
     let (hash, kind, prefix) = match secret {
         NewClientSecret::Sha256 { hash, prefix } => (hash.to_hex(), "sha256", prefix.as_str().to_owned()),
         NewClientSecret::Bcrypt(b) => (b.as_str().to_owned(), "bcrypt", String::new()),
@@ -79,11 +83,12 @@ async fn insert_public_key(tx: &mut Transaction<'_, Any>, account: &ServiceAccou
 /// `NotFound` when `org` has no such live account. Writing first also keeps SQLite from
 /// failing a read-then-write transaction with "database is locked".
 async fn lock_live_account(tx: &mut Transaction<'_, Any>, org: &OrgId, id: &ServiceAccountId) -> Result<()> {
-    let live = sqlx::query("UPDATE service_accounts SET name = name WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL")
-        .bind(id.as_str())
-        .bind(org.as_str())
-        .execute(&mut **tx)
-        .await?;
+    let live =
+        sqlx::query("UPDATE service_accounts SET name = name WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL")
+            .bind(id.as_str())
+            .bind(org.as_str())
+            .execute(&mut **tx)
+            .await?;
     if live.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
@@ -97,15 +102,17 @@ impl Store {
         let client_id = new.client_id.clone().unwrap_or_else(|| id.to_string());
         let now = crate::time::now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO service_accounts (id, org_id, client_id, name, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id.as_str())
-            .bind(new.org_id.as_str())
-            .bind(&client_id)
-            .bind(&new.name)
-            .bind(to_ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(crate::conflict_as("a service account with this client id"))?;
+        sqlx::query(
+            "INSERT INTO service_accounts (id, org_id, client_id, name, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id.as_str())
+        .bind(new.org_id.as_str())
+        .bind(&client_id)
+        .bind(&new.name)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(crate::conflict_as("a service account with this client id"))?;
         sqlx::query(
             "INSERT INTO memberships (org_id, principal_id, principal_kind, role, created_at) VALUES ($1, $2, 'service_account', $3, $4)",
         )
@@ -142,12 +149,10 @@ impl Store {
 
     /// The organization's live service accounts, oldest first.
     pub async fn service_accounts(&self, org: &OrgId) -> Result<Vec<ServiceAccount>> {
-        let rows = sqlx::query(&format!(
-            "{ACCOUNT_SELECT} WHERE a.org_id = $1 AND a.deleted_at IS NULL ORDER BY a.id"
-        ))
-        .bind(org.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.org_id = $1 AND a.deleted_at IS NULL ORDER BY a.id"))
+            .bind(org.as_str())
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             out.push(self.complete(account_from_row(row)?).await?);
@@ -340,7 +345,13 @@ impl Store {
     }
 
     /// Registers another public key.
-    pub async fn add_public_key(&self, org: &OrgId, id: &ServiceAccountId, key: &PublicKey, actor: &Actor) -> Result<ServiceAccount> {
+    pub async fn add_public_key(
+        &self,
+        org: &OrgId,
+        id: &ServiceAccountId,
+        key: &PublicKey,
+        actor: &Actor,
+    ) -> Result<ServiceAccount> {
         let mut tx = self.pool.begin().await?;
         lock_live_account(&mut tx, org, id).await?;
         insert_public_key(&mut tx, id, key).await?;
@@ -380,12 +391,14 @@ impl Store {
     pub async fn delete_service_account(&self, org: &OrgId, id: &ServiceAccountId, actor: &Actor) -> Result<()> {
         let now = to_ms(crate::time::now());
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE service_accounts SET deleted_at = $1 WHERE id = $2 AND org_id = $3 AND deleted_at IS NULL")
-            .bind(now)
-            .bind(id.as_str())
-            .bind(org.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE service_accounts SET deleted_at = $1 WHERE id = $2 AND org_id = $3 AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .bind(org.as_str())
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -69,9 +69,7 @@ impl TestDb {
             .expect("list schemas")
             .iter()
             .map(|r| r.get::<String, _>(0))
-            .filter(|name| {
-                name.split('_').nth(1).and_then(|t| t.parse::<u64>().ok()).is_some_and(|t| t + 3600 < now)
-            })
+            .filter(|name| name.split('_').nth(1).and_then(|t| t.parse::<u64>().ok()).is_some_and(|t| t + 3600 < now))
             .collect();
         for name in stale {
             let _ = conn.execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str()).await;

@@ -19,9 +19,6 @@ use crate::{
     RefreshOutcome, RefreshedGrant, Result, Store, StoreError, TokenInfo,
 };
 
-
-
-
 /// The token joined with its organization, the principal's role and label.
 const TOKEN_SELECT: &str = "SELECT t.hash, t.id, t.kind, t.family_id, t.org_id, t.principal_kind, t.principal_id, \
        t.client_id, t.scopes, t.prefix, t.created_at, t.expires_at, t.used_at, t.revoked_at, \
@@ -208,7 +205,12 @@ impl Store {
         Ok((RefreshOutcome::Exchanged(grant), Some(issued)))
     }
 
-    async fn revoke_family_in(&self, tx: &mut Transaction<'_, Any>, family: &FamilyId, now: DateTime<Utc>) -> Result<()> {
+    async fn revoke_family_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        family: &FamilyId,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query("UPDATE oauth_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
             .bind(to_ms(now))
             .bind(family.as_str())

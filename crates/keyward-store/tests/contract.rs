@@ -1,13 +1,13 @@
 //! The store's contract: the same cases against SQLite and PostgreSQL.
 
 use chrono::{Duration, Utc};
+use keyward_core::assertion::PublicKey;
 use keyward_core::domain::{Email, Plan, Slug};
+use keyward_core::ids::ServiceAccountId;
 use keyward_core::legacy::{BcryptHash, ImportedHash};
 use keyward_core::permission::PermissionSet;
-use keyward_core::secret::{SecretFormat, SecretHash, SecretKind};
-use keyward_core::assertion::PublicKey;
-use keyward_core::ids::ServiceAccountId;
 use keyward_core::secret::PlainSecret;
+use keyward_core::secret::{SecretFormat, SecretHash, SecretKind};
 use keyward_store::{
     Actor, Change, ClientSecretInfo, CredentialRef, KeyScope, KeyUsage, NewApiKey, NewClientSecret, NewServiceAccount,
     NewToken, NewTokens, Principal, PrincipalKind, RefreshOutcome, ServiceAccount, Store, StoreError,
@@ -67,7 +67,9 @@ async fn only_recent_rows_below_the_cursor_are_read_again(store: &Store) {
     let cursor = seqs[3];
     let long_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     let later = chrono::Utc::now() + chrono::Duration::minutes(1);
-    let read = |since| async move { store.changes_since(before, cursor, since, 100).await.unwrap().iter().map(|c| c.seq).collect::<Vec<_>>() };
+    let read = |since| async move {
+        store.changes_since(before, cursor, since, 100).await.unwrap().iter().map(|c| c.seq).collect::<Vec<_>>()
+    };
     assert_eq!(read(long_ago).await, seqs, "recent rows below the cursor are read again");
     assert_eq!(read(later).await, seqs[4..].to_vec(), "older ones are not: only those past the cursor");
 }
@@ -79,7 +81,11 @@ async fn setup(store: &Store) -> (keyward_store::Org, keyward_store::User) {
     (org, user)
 }
 
-fn new_key(org: &keyward_store::Org, user: &keyward_store::User, perms: Option<&str>) -> (NewApiKey, keyward_core::secret::PlainSecret) {
+fn new_key(
+    org: &keyward_store::Org,
+    user: &keyward_store::User,
+    perms: Option<&str>,
+) -> (NewApiKey, keyward_core::secret::PlainSecret) {
     let secret = SecretFormat::new("kw").unwrap().generate(SecretKind::ApiKey);
     let new = NewApiKey {
         org_id: org.id.clone(),
@@ -147,7 +153,10 @@ async fn roll_keeps_old_secret_for_the_grace_period(store: &Store) {
     assert!(store.key_grant_by_hash(&fresh.hash()).await.unwrap().unwrap().expires_at().is_none());
 
     let newest = SecretFormat::new("kw").unwrap().generate(SecretKind::ApiKey);
-    store.roll_api_key(None, &key.id, &newest.hash(), &newest.display_prefix(), Duration::zero(), &Actor::cli()).await.unwrap();
+    store
+        .roll_api_key(None, &key.id, &newest.hash(), &newest.display_prefix(), Duration::zero(), &Actor::cli())
+        .await
+        .unwrap();
     assert!(store.key_grant_by_hash(&old.hash()).await.unwrap().is_none());
     assert!(store.key_grant_by_hash(&fresh.hash()).await.unwrap().is_none());
     assert!(store.key_grant_by_hash(&newest.hash()).await.unwrap().is_some());
@@ -165,7 +174,10 @@ async fn memberships_drive_grants_and_changes(store: &Store) {
     let changes: Vec<_> = store.changes_after(before, 100).await.unwrap().into_iter().map(|c| c.change).collect();
     let member = Change::Member { org_id: org.id.clone(), principal_id: user.id.to_string() };
     assert_eq!(changes, vec![member.clone(), member]);
-    assert!(matches!(store.set_role(&org.id, user.id.as_str(), "owner", &Actor::cli()).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.set_role(&org.id, user.id.as_str(), "owner", &Actor::cli()).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(store.members(&org.id).await.unwrap().is_empty());
 }
 
@@ -224,7 +236,8 @@ fn secrets() -> SecretFormat {
 }
 
 fn ec_public_key(kid: Option<&str>) -> PublicKey {
-    let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../keyward-core/testdata/ec_public.pem")).unwrap();
+    let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../keyward-core/testdata/ec_public.pem"))
+        .unwrap();
     PublicKey::parse(&pem, kid).unwrap()
 }
 
@@ -234,14 +247,27 @@ fn sha256_secret() -> (PlainSecret, NewClientSecret) {
     (plain, stored)
 }
 
-fn new_account(org: &keyward_store::Org, name: &str, secret: Option<NewClientSecret>, keys: Vec<PublicKey>) -> NewServiceAccount {
-    NewServiceAccount { org_id: org.id.clone(), name: name.into(), role: "member".into(), client_id: None, secret, public_keys: keys }
+fn new_account(
+    org: &keyward_store::Org,
+    name: &str,
+    secret: Option<NewClientSecret>,
+    keys: Vec<PublicKey>,
+) -> NewServiceAccount {
+    NewServiceAccount {
+        org_id: org.id.clone(),
+        name: name.into(),
+        role: "member".into(),
+        client_id: None,
+        secret,
+        public_keys: keys,
+    }
 }
 
 /// A service account named `ci` with a generated client secret.
 async fn account_with_secret(store: &Store, org: &keyward_store::Org) -> (ServiceAccount, PlainSecret) {
     let (plain, stored) = sha256_secret();
-    let account = store.create_service_account(&new_account(org, "ci", Some(stored), vec![]), &Actor::cli()).await.unwrap();
+    let account =
+        store.create_service_account(&new_account(org, "ci", Some(stored), vec![]), &Actor::cli()).await.unwrap();
     (account, plain)
 }
 
@@ -314,7 +340,10 @@ async fn service_account_with_a_secret(store: &Store) {
 
     // Found by the secret's hash, with everything authentication needs.
     let found = store.client_secret_grant_by_hash(&plain.hash()).await.unwrap().expect("found by hash");
-    assert_eq!(found.credential, CredentialRef::ClientSecret { account: account.id.clone(), client_id: account.client_id.clone() });
+    assert_eq!(
+        found.credential,
+        CredentialRef::ClientSecret { account: account.id.clone(), client_id: account.client_id.clone() }
+    );
     assert_eq!(found.principal, Principal::service_account(&account.id));
     assert_eq!(found.principal_label, "ci");
     assert_eq!(found.role.as_deref(), Some("member"));
@@ -338,7 +367,10 @@ async fn service_account_with_a_secret(store: &Store) {
     // Given a role like a person.
     store.set_role(&org.id, account.id.as_str(), "viewer", &Actor::cli()).await.unwrap();
     assert_eq!(store.service_account(&org.id, &account.id).await.unwrap().role, "viewer");
-    assert_eq!(store.client_secret_grant_by_hash(&plain.hash()).await.unwrap().unwrap().role.as_deref(), Some("viewer"));
+    assert_eq!(
+        store.client_secret_grant_by_hash(&plain.hash()).await.unwrap().unwrap().role.as_deref(),
+        Some("viewer")
+    );
     store.set_role(&org.id, account.id.as_str(), "member", &Actor::cli()).await.unwrap();
 
     // A second account with the same imported client id is refused.
@@ -352,8 +384,10 @@ async fn service_account_with_a_secret(store: &Store) {
 async fn service_account_with_public_keys(store: &Store) {
     let (org, _) = setup(store).await;
     let first = ec_public_key(None);
-    let account =
-        store.create_service_account(&new_account(&org, "signer", None, vec![first.clone()]), &Actor::cli()).await.unwrap();
+    let account = store
+        .create_service_account(&new_account(&org, "signer", None, vec![first.clone()]), &Actor::cli())
+        .await
+        .unwrap();
     assert!(account.secrets.is_empty(), "no secret was asked for");
     assert_eq!(account.public_keys, vec![first.clone()]);
     assert_eq!(store.service_account(&org.id, &account.id).await.unwrap().public_keys, vec![first.clone()]);
@@ -370,18 +404,33 @@ async fn service_account_with_public_keys(store: &Store) {
         store.add_public_key(&org.id, &account.id, &second, &Actor::cli()).await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(matches!(store.add_public_key(&org.id, &account.id, &first, &Actor::cli()).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.add_public_key(&org.id, &account.id, &first, &Actor::cli()).await,
+        Err(StoreError::Conflict(_))
+    ));
     let other = store.create_org(&Slug::parse("other").unwrap(), "Other", Plan::Free).await.unwrap();
     let third = ec_public_key(Some("third"));
-    assert!(matches!(store.add_public_key(&other.id, &account.id, &third, &Actor::cli()).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.add_public_key(&other.id, &account.id, &third, &Actor::cli()).await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(store.service_account(&org.id, &account.id).await.unwrap().public_keys.len(), 2);
 
     // Removing: an unknown kid, or another organization's account, is NotFound.
-    assert!(matches!(store.remove_public_key(&org.id, &account.id, "unknown", &Actor::cli()).await, Err(StoreError::NotFound)));
-    assert!(matches!(store.remove_public_key(&other.id, &account.id, "second", &Actor::cli()).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.remove_public_key(&org.id, &account.id, "unknown", &Actor::cli()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.remove_public_key(&other.id, &account.id, "second", &Actor::cli()).await,
+        Err(StoreError::NotFound)
+    ));
     store.remove_public_key(&org.id, &account.id, "second", &Actor::cli()).await.unwrap();
     assert_eq!(store.service_account(&org.id, &account.id).await.unwrap().public_keys, vec![first.clone()]);
-    assert!(matches!(store.remove_public_key(&org.id, &account.id, "second", &Actor::cli()).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.remove_public_key(&org.id, &account.id, "second", &Actor::cli()).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 async fn imported_bcrypt_client_secret_upgrades_once(store: &Store) {
@@ -408,7 +457,10 @@ async fn imported_bcrypt_client_secret_upgrades_once(store: &Store) {
     let client = store.client_by_id("legacy").await.unwrap().unwrap();
     assert_eq!(client.secret_hashes, vec![(fast.to_hex(), "sha256".to_owned(), None)]);
     let found = store.client_secret_grant_by_hash(&fast).await.unwrap().expect("found by its fast hash now");
-    assert_eq!(found.credential, CredentialRef::ClientSecret { account: account.id.clone(), client_id: "legacy".into() });
+    assert_eq!(
+        found.credential,
+        CredentialRef::ClientSecret { account: account.id.clone(), client_id: "legacy".into() }
+    );
     assert_eq!(found.role.as_deref(), Some("member"));
     let listed = store.service_account(&org.id, &account.id).await.unwrap();
     assert_eq!(listed.secrets.len(), 1, "upgraded, not added");
@@ -424,12 +476,16 @@ async fn rotating_a_client_secret(store: &Store) {
         store.rotate_client_secret(&other.id, &account.id, &stray, Duration::zero(), &Actor::cli()).await,
         Err(StoreError::NotFound)
     ));
-    assert!(store.client_secret_grant_by_hash(&old.hash()).await.unwrap().is_some(), "a refused rotation changes nothing");
+    assert!(
+        store.client_secret_grant_by_hash(&old.hash()).await.unwrap().is_some(),
+        "a refused rotation changes nothing"
+    );
 
     // With a grace period the old secret gets an expiry; the new one has none.
     let before = store.latest_change().await.unwrap();
     let (fresh, stored) = sha256_secret();
-    let rotated = store.rotate_client_secret(&org.id, &account.id, &stored, Duration::seconds(60), &Actor::cli()).await.unwrap();
+    let rotated =
+        store.rotate_client_secret(&org.id, &account.id, &stored, Duration::seconds(60), &Actor::cli()).await.unwrap();
     assert_eq!(rotated.secrets.len(), 2, "{:?}", rotated.secrets);
     let old_grant = store.client_secret_grant_by_hash(&old.hash()).await.unwrap().expect("old secret still valid");
     let until = old_grant.expires_at.expect("the old secret expires");
@@ -437,7 +493,8 @@ async fn rotating_a_client_secret(store: &Store) {
     assert_eq!(store.client_secret_grant_by_hash(&fresh.hash()).await.unwrap().expect("new secret").expires_at, None);
     let old_info = rotated.secrets.iter().find(|s| s.prefix == old.display_prefix()).expect("old listed");
     assert_eq!(old_info.expires_at.map(ms), Some(ms(until)));
-    let new_info: &ClientSecretInfo = rotated.secrets.iter().find(|s| s.prefix == fresh.display_prefix()).expect("new listed");
+    let new_info: &ClientSecretInfo =
+        rotated.secrets.iter().find(|s| s.prefix == fresh.display_prefix()).expect("new listed");
     assert_eq!(new_info.expires_at, None);
     let mut hashes = store.client_by_id(&account.client_id).await.unwrap().unwrap().secret_hashes;
     hashes.sort();
@@ -455,7 +512,8 @@ async fn rotating_a_client_secret(store: &Store) {
 
     // Without one, every old secret is gone at once.
     let (newest, stored) = sha256_secret();
-    let rotated = store.rotate_client_secret(&org.id, &account.id, &stored, Duration::zero(), &Actor::cli()).await.unwrap();
+    let rotated =
+        store.rotate_client_secret(&org.id, &account.id, &stored, Duration::zero(), &Actor::cli()).await.unwrap();
     assert_eq!(rotated.secrets.len(), 1);
     assert_eq!(rotated.secrets[0].prefix, newest.display_prefix());
     assert!(store.client_secret_grant_by_hash(&old.hash()).await.unwrap().is_none(), "old hash gone");
@@ -494,7 +552,10 @@ async fn deleting_a_service_account_takes_everything(store: &Store) {
     store.issue_tokens(&kept_tokens).await.unwrap();
 
     let other = store.create_org(&Slug::parse("other").unwrap(), "Other", Plan::Free).await.unwrap();
-    assert!(matches!(store.delete_service_account(&other.id, &account.id, &Actor::cli()).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.delete_service_account(&other.id, &account.id, &Actor::cli()).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(store.client_secret_grant_by_hash(&secret.hash()).await.unwrap().is_some(), "another org cannot delete it");
 
     let before = store.latest_change().await.unwrap();
@@ -507,7 +568,10 @@ async fn deleting_a_service_account_takes_everything(store: &Store) {
     let members = store.members(&org.id).await.unwrap();
     assert!(!members.iter().any(|m| m.principal.id == account.id.as_str()), "membership gone: {members:?}");
     assert!(members.iter().any(|m| m.principal.id == kept.id.as_str()), "the other account stays");
-    assert_eq!(store.service_accounts(&org.id).await.unwrap(), vec![store.service_account(&org.id, &kept.id).await.unwrap()]);
+    assert_eq!(
+        store.service_accounts(&org.id).await.unwrap(),
+        vec![store.service_account(&org.id, &kept.id).await.unwrap()]
+    );
     assert!(matches!(store.service_account(&org.id, &account.id).await, Err(StoreError::NotFound)));
     assert!(store.client_secret_grant_by_hash(&secret.hash()).await.unwrap().is_none(), "its secret no longer grants");
     assert!(store.client_by_id(&account.client_id).await.unwrap().is_none());
@@ -536,7 +600,10 @@ async fn deleting_a_service_account_takes_everything(store: &Store) {
     assert!(!store.token_grant_by_hash(&kept_access.hash()).await.unwrap().unwrap().revoked);
     assert!(store.client_secret_grant_by_hash(&store_secret_hash_of(store, &kept).await).await.unwrap().is_some());
 
-    assert!(matches!(store.delete_service_account(&org.id, &account.id, &Actor::cli()).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.delete_service_account(&org.id, &account.id, &Actor::cli()).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 /// The one stored sha256 hash of an account's secret.
@@ -558,7 +625,11 @@ async fn tokens_are_found_by_hash(store: &Store) {
     let found = store.token_grant_by_hash(&access.hash()).await.unwrap().expect("access token found");
     assert_eq!(
         found.credential,
-        CredentialRef::AccessToken { id: issued.access_id.clone(), family: issued.family.clone(), client_id: account.client_id.clone() }
+        CredentialRef::AccessToken {
+            id: issued.access_id.clone(),
+            family: issued.family.clone(),
+            client_id: account.client_id.clone()
+        }
     );
     assert_eq!(found.principal, Principal::service_account(&account.id));
     assert_eq!(found.principal_label, "ci");
@@ -628,7 +699,10 @@ async fn refresh_rotates_and_reuse_revokes_the_family(store: &Store) {
     assert_eq!(new_info.family, issued.family);
     assert!(!new_info.used && !new_info.revoked);
     assert!(!store.token_grant_by_hash(&second_access.hash()).await.unwrap().unwrap().revoked);
-    assert!(!store.token_grant_by_hash(&first_access.hash()).await.unwrap().unwrap().revoked, "an exchange revokes nothing");
+    assert!(
+        !store.token_grant_by_hash(&first_access.hash()).await.unwrap().unwrap().revoked,
+        "an exchange revokes nothing"
+    );
 
     // The used token again: reuse; the whole family is revoked.
     let before = store.latest_change().await.unwrap();
@@ -690,13 +764,15 @@ async fn refresh_refuses_other_clients_and_expired_tokens(store: &Store) {
     assert_eq!(outcome, RefreshOutcome::Invalid, "an access token is not a refresh token");
 
     // Nothing to issue: Invalid, and the token stays unused.
-    let (outcome, issued) = store.refresh_tokens(&refresh.hash(), &account.client_id, Utc::now(), |_| None).await.unwrap();
+    let (outcome, issued) =
+        store.refresh_tokens(&refresh.hash(), &account.client_id, Utc::now(), |_| None).await.unwrap();
     assert_eq!((outcome, issued), (RefreshOutcome::Invalid, None));
     assert!(!store.token_by_hash(&refresh.hash()).await.unwrap().unwrap().used, "left unused");
 
     // The right client, in time: exchanged.
     let (next, _, _) = grant(&account, &account.client_id, true);
-    let (outcome, issued) = store.refresh_tokens(&refresh.hash(), &account.client_id, Utc::now(), |_| Some(next)).await.unwrap();
+    let (outcome, issued) =
+        store.refresh_tokens(&refresh.hash(), &account.client_id, Utc::now(), |_| Some(next)).await.unwrap();
     assert!(matches!(outcome, RefreshOutcome::Exchanged(_)), "{outcome:?}");
     assert!(issued.is_some());
 }

@@ -49,7 +49,9 @@ async fn password_hash_from_stdin() -> anyhow::Result<String> {
 pub async fn user(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()> {
     let ctx = Context::open(config).await?;
     let (email, org, role, name, password_stdin, json) = match cmd {
-        UserCommand::Create { email, org, role, name, password_stdin, json } => (email, org, role, name, password_stdin, json),
+        UserCommand::Create { email, org, role, name, password_stdin, json } => {
+            (email, org, role, name, password_stdin, json)
+        }
         UserCommand::SetPassword { email, json } => {
             let user = ctx.user(&email).await?;
             let phc = password_hash_from_stdin().await?;
@@ -76,7 +78,9 @@ pub async fn user(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()>
         Err(e) => return Err(e.into()),
     };
     ctx.store.add_member(&org.id, &Principal::user(&user.id), &role, &Actor::cli()).await.map_err(|e| match e {
-        StoreError::Conflict(_) => anyhow!("{email} is already a member of {}; use `keyward member set-role`", org.slug),
+        StoreError::Conflict(_) => {
+            anyhow!("{email} is already a member of {}; use `keyward member set-role`", org.slug)
+        }
         e => e.into(),
     })?;
     // An existing person's password changes only once the command has succeeded.

@@ -16,7 +16,8 @@ pub struct Context {
 impl Context {
     pub async fn open(config: Option<&Path>) -> anyhow::Result<Self> {
         let settings = Settings::load(config)?;
-        let store = Store::connect(&settings.database_url).await.context("cannot connect to the database (database_url)")?;
+        let store =
+            Store::connect(&settings.database_url).await.context("cannot connect to the database (database_url)")?;
         store.migrate().await.context("cannot apply database migrations")?;
         Ok(Self { settings, store })
     }
@@ -24,7 +25,9 @@ impl Context {
     pub async fn org(&self, slug: &str) -> anyhow::Result<Org> {
         let slug = Slug::parse(slug).map_err(|e| anyhow!(e.0))?;
         match self.store.org_by_slug(&slug).await {
-            Err(StoreError::NotFound) => Err(anyhow!("no organization {slug}; create it with `keyward org create {slug}`")),
+            Err(StoreError::NotFound) => {
+                Err(anyhow!("no organization {slug}; create it with `keyward org create {slug}`"))
+            }
             other => Ok(other?),
         }
     }
@@ -32,7 +35,9 @@ impl Context {
     pub async fn user(&self, email: &str) -> anyhow::Result<User> {
         let email = Email::parse(email).map_err(|e| anyhow!(e.0))?;
         match self.store.user_by_email(&email).await {
-            Err(StoreError::NotFound) => Err(anyhow!("no user {email}; create it with `keyward user create {email} --org …`")),
+            Err(StoreError::NotFound) => {
+                Err(anyhow!("no user {email}; create it with `keyward user create {email} --org …`"))
+            }
             other => Ok(other?),
         }
     }

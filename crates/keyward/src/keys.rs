@@ -51,11 +51,7 @@ pub async fn run(config: Option<&Path>, cmd: KeyCommand) -> anyhow::Result<()> {
                 }
                 None => None,
             };
-            let req = KeyRequest {
-                name,
-                permissions: (!permissions.is_empty()).then_some(permissions),
-                expires_at,
-            };
+            let req = KeyRequest { name, permissions: (!permissions.is_empty()).then_some(permissions), expires_at };
             let creator = Creator { holds: &holds, restricted: false };
             let (key, secret) = keys::create(
                 &ctx.store,
@@ -74,7 +70,10 @@ pub async fn run(config: Option<&Path>, cmd: KeyCommand) -> anyhow::Result<()> {
                 out["key"] = json!(secret.expose());
                 print_json(&out);
             } else {
-                eprintln!("created key {} ({}) for {} in {}; it is shown once:", key.id, key.name, user.email, org.slug);
+                eprintln!(
+                    "created key {} ({}) for {} in {}; it is shown once:",
+                    key.id, key.name, user.email, org.slug
+                );
                 crate::out!("{}", secret.expose());
             }
         }
@@ -84,18 +83,32 @@ pub async fn run(config: Option<&Path>, cmd: KeyCommand) -> anyhow::Result<()> {
                 Some(email) => Some(ctx.user(&email).await?.id.to_string()),
                 None => None,
             };
-            let keys = ctx.store.list_api_keys(&KeyScope { org_id: org.id.clone(), principal_id }, include_revoked).await?;
+            let keys =
+                ctx.store.list_api_keys(&KeyScope { org_id: org.id.clone(), principal_id }, include_revoked).await?;
             if json.json {
                 print_json(&json!({ "data": keys.iter().map(key_json).collect::<Vec<_>>() }));
             } else {
-                crate::out!("{:<36}  {:<20}  {:<12}  {:<20}  {:<20}  PERMISSIONS", "ID", "NAME", "PREFIX", "LAST USED", "EXPIRES");
-                let when = |t: Option<chrono::DateTime<Utc>>| t.map_or("-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string());
+                crate::out!(
+                    "{:<36}  {:<20}  {:<12}  {:<20}  {:<20}  PERMISSIONS",
+                    "ID",
+                    "NAME",
+                    "PREFIX",
+                    "LAST USED",
+                    "EXPIRES"
+                );
+                let when = |t: Option<chrono::DateTime<Utc>>| {
+                    t.map_or("-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+                };
                 for k in &keys {
                     let perms = k.permissions.as_ref().map_or("(inherits)".to_owned(), |p| p.to_strings().join(","));
                     let status = if k.revoked_at.is_some() { " [revoked]" } else { "" };
                     crate::out!(
                         "{:<36}  {:<20}  {:<12}  {:<20}  {:<20}  {perms}{status}",
-                        k.id, k.name, k.prefix.as_str(), when(k.last_used_at), when(k.expires_at)
+                        k.id,
+                        k.name,
+                        k.prefix.as_str(),
+                        when(k.last_used_at),
+                        when(k.expires_at)
                     );
                 }
             }
@@ -125,7 +138,10 @@ pub async fn run(config: Option<&Path>, cmd: KeyCommand) -> anyhow::Result<()> {
             if json.json {
                 print_json(&key_json(&key));
             } else {
-                eprintln!("imported key {} ({}) for {}; it works via HTTP Basic and Bearer", key.id, key.name, user.email);
+                eprintln!(
+                    "imported key {} ({}) for {}; it works via HTTP Basic and Bearer",
+                    key.id, key.name, user.email
+                );
                 crate::out!("{}", key.id);
             }
         }

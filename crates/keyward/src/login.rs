@@ -151,7 +151,8 @@ pub fn read_credentials(path: &Path) -> anyhow::Result<Credentials> {
         }
     }
     // serde_json's messages name a position, never the content: no token can leak here.
-    serde_json::from_str(&text).with_context(|| format!("{} is damaged; run keyward login --server URL again", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is damaged; run keyward login --server URL again", path.display()))
 }
 
 /// Holds an exclusive lock on `credentials.lock` next to the credentials while a refresh
@@ -199,7 +200,9 @@ pub fn poll_decision(error: &str, description: Option<&str>, interval: Duration)
             PollAction::Stop("the code expired before it was approved (expired_token); run keyward login again".into())
         }
         other => PollAction::Stop(match description {
-            Some(d) if !d.is_empty() => format!("the server refused the sign-in: {}: {}", printable(other), printable(d)),
+            Some(d) if !d.is_empty() => {
+                format!("the server refused the sign-in: {}: {}", printable(other), printable(d))
+            }
             _ => format!("the server refused the sign-in: {}", printable(other)),
         }),
     }
@@ -352,7 +355,8 @@ async fn me(http: &reqwest::Client, creds: &Credentials) -> anyhow::Result<Optio
         200 => Ok(Some(res.json().await.map_err(|_| anyhow!("{url} did not answer JSON"))?)),
         401 => Ok(None),
         status => {
-            let detail = res.json::<OAuthError>().await.ok().map(|e| format!(" ({})", printable(&e.error))).unwrap_or_default();
+            let detail =
+                res.json::<OAuthError>().await.ok().map(|e| format!(" ({})", printable(&e.error))).unwrap_or_default();
             Err(anyhow!("{url} answered {status}{detail}"))
         }
     }
@@ -402,7 +406,8 @@ pub async fn login(server: &str, scope: Option<&str>, no_browser: bool) -> anyho
     eprintln!("waiting for the approval (the code is valid for {} s)…", code.expires_in);
 
     let token_url = format!("{base}/oauth/token");
-    let form = [("grant_type", DEVICE_CODE_GRANT), ("device_code", code.device_code.as_str()), ("client_id", CLIENT_ID)];
+    let form =
+        [("grant_type", DEVICE_CODE_GRANT), ("device_code", code.device_code.as_str()), ("client_id", CLIENT_ID)];
     let mut network_failures = 0;
     let token = loop {
         // A poll after the deadline could only hear expired_token (the server's clock
@@ -444,27 +449,28 @@ pub async fn login(server: &str, scope: Option<&str>, no_browser: bool) -> anyho
 
 /// Tries `$BROWSER`, `open` (macOS) or `xdg-open` (with a display); never fails the login.
 fn open_browser(url: &str) {
-    let (program, args): (String, Vec<String>) = if let Some(browser) = std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty()) {
-        // $BROWSER may be a colon-separated list of commands, each with %s for the URL.
-        let first = browser.split(':').next().unwrap_or_default().trim().to_owned();
-        let mut words: Vec<String> = first.split_whitespace().map(str::to_owned).collect();
-        if words.is_empty() {
-            return;
-        }
-        let program = words.remove(0);
-        if words.iter().any(|w| w.contains("%s")) {
-            (program, words.into_iter().map(|w| w.replace("%s", url)).collect())
+    let (program, args): (String, Vec<String>) =
+        if let Some(browser) = std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty()) {
+            // $BROWSER may be a colon-separated list of commands, each with %s for the URL.
+            let first = browser.split(':').next().unwrap_or_default().trim().to_owned();
+            let mut words: Vec<String> = first.split_whitespace().map(str::to_owned).collect();
+            if words.is_empty() {
+                return;
+            }
+            let program = words.remove(0);
+            if words.iter().any(|w| w.contains("%s")) {
+                (program, words.into_iter().map(|w| w.replace("%s", url)).collect())
+            } else {
+                words.push(url.to_owned());
+                (program, words)
+            }
+        } else if cfg!(target_os = "macos") {
+            ("open".into(), vec![url.to_owned()])
+        } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
+            ("xdg-open".into(), vec![url.to_owned()])
         } else {
-            words.push(url.to_owned());
-            (program, words)
-        }
-    } else if cfg!(target_os = "macos") {
-        ("open".into(), vec![url.to_owned()])
-    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
-        ("xdg-open".into(), vec![url.to_owned()])
-    } else {
-        return;
-    };
+            return;
+        };
     let spawned = std::process::Command::new(&program)
         .args(&args)
         .stdin(std::process::Stdio::null())
@@ -526,7 +532,11 @@ pub async fn whoami(json: bool) -> anyhow::Result<()> {
             // Revoked or expired early (a clock off, a server restarted with another TTL): once.
             creds = refresh(&http, &path, &creds.access_token).await?;
             me(&http, &creds).await?.ok_or_else(|| {
-                anyhow!("{} refuses the stored sign-in; run keyward login --server {} again", creds.server, creds.server)
+                anyhow!(
+                    "{} refuses the stored sign-in; run keyward login --server {} again",
+                    creds.server,
+                    creds.server
+                )
             })?
         }
         None => bail!("{} refuses the stored sign-in; run keyward login --server {} again", creds.server, creds.server),
@@ -570,7 +580,12 @@ pub async fn logout() -> anyhow::Result<()> {
             Ok(res) if res.status().is_success() => {}
             Ok(res) => {
                 let status = res.status().as_u16();
-                let code = res.json::<OAuthError>().await.ok().map(|e| format!(" {}", printable(&e.error))).unwrap_or_default();
+                let code = res
+                    .json::<OAuthError>()
+                    .await
+                    .ok()
+                    .map(|e| format!(" {}", printable(&e.error)))
+                    .unwrap_or_default();
                 warn(format!("answered {status}{code}"));
             }
             Err(e) => warn(network_reason(&e)),
@@ -599,9 +614,15 @@ mod tests {
             credentials_path(os("/x/cfg"), os("/home/ada")).unwrap(),
             PathBuf::from("/x/cfg/keyward/credentials.json")
         );
-        assert_eq!(credentials_path(None, os("/home/ada")).unwrap(), PathBuf::from("/home/ada/.config/keyward/credentials.json"));
+        assert_eq!(
+            credentials_path(None, os("/home/ada")).unwrap(),
+            PathBuf::from("/home/ada/.config/keyward/credentials.json")
+        );
         // The XDG spec: an empty or relative value is ignored.
-        assert_eq!(credentials_path(os(""), os("/home/ada")).unwrap(), PathBuf::from("/home/ada/.config/keyward/credentials.json"));
+        assert_eq!(
+            credentials_path(os(""), os("/home/ada")).unwrap(),
+            PathBuf::from("/home/ada/.config/keyward/credentials.json")
+        );
         assert_eq!(
             credentials_path(os("relative/cfg"), os("/home/ada")).unwrap(),
             PathBuf::from("/home/ada/.config/keyward/credentials.json")
@@ -640,7 +661,8 @@ mod tests {
         write_credentials(&path, &next).unwrap();
         assert_eq!(mode(&path), 0o600);
         assert_eq!(read_credentials(&path).unwrap().access_token, "kwat_next");
-        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![OsString::from("credentials.json")]);
     }
 
@@ -667,7 +689,10 @@ mod tests {
         // a second slow_down grows it again.
         let ten = Duration::from_secs(10);
         assert_eq!(poll_decision("authorization_pending", None, ten), PollAction::Continue { interval: ten });
-        assert_eq!(poll_decision("slow_down", Some("slow down"), ten), PollAction::Continue { interval: Duration::from_secs(15) });
+        assert_eq!(
+            poll_decision("slow_down", Some("slow down"), ten),
+            PollAction::Continue { interval: Duration::from_secs(15) }
+        );
     }
 
     #[test]
@@ -707,9 +732,11 @@ mod tests {
 
     #[test]
     fn a_service_account_shows_its_name() {
-        let person = serde_json::json!({"principal": {"kind": "user", "email": "ada@example.com"}, "org": {"slug": "acme"}});
+        let person =
+            serde_json::json!({"principal": {"kind": "user", "email": "ada@example.com"}, "org": {"slug": "acme"}});
         assert_eq!(describe(&person), "ada@example.com in acme");
-        let machine = serde_json::json!({"principal": {"kind": "service_account", "name": "ci"}, "org": {"slug": "acme"}});
+        let machine =
+            serde_json::json!({"principal": {"kind": "service_account", "name": "ci"}, "org": {"slug": "acme"}});
         assert_eq!(describe(&machine), "ci in acme");
     }
 }

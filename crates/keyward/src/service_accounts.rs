@@ -95,7 +95,10 @@ pub async fn run(config: Option<&Path>, cmd: ServiceAccountCommand) -> anyhow::R
             if json.json {
                 print_json(&account_json(&account));
             } else {
-                eprintln!("imported client {} into {} as service account {} (role {})", account.client_id, org.slug, account.id, account.role);
+                eprintln!(
+                    "imported client {} into {} as service account {} (role {})",
+                    account.client_id, org.slug, account.id, account.role
+                );
                 crate::out!("{}", account.id);
             }
         }
@@ -121,7 +124,8 @@ pub async fn run(config: Option<&Path>, cmd: ServiceAccountCommand) -> anyhow::R
         }
         ServiceAccountCommand::Delete { org, id, json } => {
             let org = ctx.org(&org).await?;
-            let parsed = ServiceAccountId::parse(&id).ok_or_else(|| anyhow!("{id:?} is not a service account id (sa_…)"))?;
+            let parsed =
+                ServiceAccountId::parse(&id).ok_or_else(|| anyhow!("{id:?} is not a service account id (sa_…)"))?;
             match ctx.store.delete_service_account(&org.id, &parsed, &Actor::cli()).await {
                 Err(StoreError::NotFound) => return Err(anyhow!("no service account {id} in {}", org.slug)),
                 other => other?,

@@ -24,16 +24,41 @@ fn admin_lifecycle_against_a_running_server(db: &TestDb) {
     kw.ok(&["migrate"]);
     let org_id = kw.ok(&["org", "create", "acme", "--name", "Acme", "--plan", "pro"]);
     assert!(org_id.starts_with("org_"), "{org_id}");
-    let out = kw.run_with_stdin(&["user", "create", "ada@example.com", "--org", "acme", "--role", "member", "--password-stdin"], "correct horse battery\n");
+    let out = kw.run_with_stdin(
+        &["user", "create", "ada@example.com", "--org", "acme", "--role", "member", "--password-stdin"],
+        "correct horse battery\n",
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // The secret alone on stdout, messages on stderr.
-    let key = kw.ok(&["key", "create", "--org", "acme", "--user", "ada@example.com", "--name", "ci", "--permission", "projects:write"]);
+    let key = kw.ok(&[
+        "key",
+        "create",
+        "--org",
+        "acme",
+        "--user",
+        "ada@example.com",
+        "--name",
+        "ci",
+        "--permission",
+        "projects:write",
+    ]);
     assert!(key.starts_with("kw_") && key.len() == 41 && !key.contains(char::is_whitespace), "{key:?}");
     let inherit = kw.ok(&["key", "create", "--org", "acme", "--user", "ada@example.com", "--name", "all"]);
 
     // A permission the user lacks is refused, with nothing on stdout.
-    let out = kw.run(&["key", "create", "--org", "acme", "--user", "ada@example.com", "--name", "x", "--permission", "audit:read"]);
+    let out = kw.run(&[
+        "key",
+        "create",
+        "--org",
+        "acme",
+        "--user",
+        "ada@example.com",
+        "--name",
+        "x",
+        "--permission",
+        "audit:read",
+    ]);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not hold audit:read"));
@@ -93,8 +118,16 @@ fn imported_keys_work_via_basic(db: &TestDb) {
     let server = kw.serve();
     let b64 = |s: String| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(s));
     for secret in [plain, sha, bcrypted] {
-        assert_eq!(server.status("/api/v1/me", ("Authorization", &b64(format!("{secret}:")))), 200, "{secret} as username");
-        assert_eq!(server.status("/api/v1/me", ("Authorization", &b64(format!("apikey:{secret}")))), 200, "{secret} as apikey password");
+        assert_eq!(
+            server.status("/api/v1/me", ("Authorization", &b64(format!("{secret}:")))),
+            200,
+            "{secret} as username"
+        );
+        assert_eq!(
+            server.status("/api/v1/me", ("Authorization", &b64(format!("apikey:{secret}")))),
+            200,
+            "{secret} as apikey password"
+        );
     }
     assert_eq!(server.status("/api/v1/me", ("Authorization", &b64("legacy-wrong-0123456789abcdef:".into()))), 401);
     let log = server.stop();
@@ -106,12 +139,23 @@ fn imported_keys_work_via_basic(db: &TestDb) {
 
 fn json_output(db: &TestDb) {
     let kw = Kw::new(db);
-    let org: serde_json::Value = serde_json::from_str(&kw.ok(&["org", "create", "acme", "--plan", "enterprise", "--json"])).unwrap();
+    let org: serde_json::Value =
+        serde_json::from_str(&kw.ok(&["org", "create", "acme", "--plan", "enterprise", "--json"])).unwrap();
     assert_eq!(org["slug"], "acme");
     assert_eq!(org["plan"], "enterprise");
     kw.ok(&["user", "create", "bo@example.com", "--org", "acme", "--role", "viewer"]);
     let key: serde_json::Value = serde_json::from_str(&kw.ok(&[
-        "key", "create", "--org", "acme", "--user", "bo@example.com", "--name", "n", "--expires-in", "30d", "--json",
+        "key",
+        "create",
+        "--org",
+        "acme",
+        "--user",
+        "bo@example.com",
+        "--name",
+        "n",
+        "--expires-in",
+        "30d",
+        "--json",
     ]))
     .unwrap();
     assert!(key["key"].as_str().unwrap().starts_with("kw_"));
@@ -175,7 +219,8 @@ fn service_accounts_from_the_cli(db: &TestDb) {
     assert_eq!(stdout, format!("{ci_secret}\n"));
     assert!(!stderr.trim().is_empty(), "a message on stderr");
     assert!(!stderr.contains(&ci_secret), "the secret only on stdout");
-    let listed: serde_json::Value = serde_json::from_str(&kw.ok(&["serviceaccount", "list", "--org", "acme", "--json"])).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_str(&kw.ok(&["serviceaccount", "list", "--org", "acme", "--json"])).unwrap();
     let ci = listed["data"].as_array().unwrap().iter().find(|a| a["name"] == "ci").expect("listed").clone();
     let ci_id = ci["id"].as_str().unwrap().to_owned();
     let ci_client = ci["client_id"].as_str().unwrap().to_owned();
@@ -185,7 +230,8 @@ fn service_accounts_from_the_cli(db: &TestDb) {
 
     // --json: client id and client secret.
     let json: serde_json::Value =
-        serde_json::from_str(&kw.ok(&["serviceaccount", "add", "--org", "acme", "--name", "deploy", "--json"])).unwrap();
+        serde_json::from_str(&kw.ok(&["serviceaccount", "add", "--org", "acme", "--name", "deploy", "--json"]))
+            .unwrap();
     let json_secret = json["client_secret"].as_str().expect("client_secret in --json").to_owned();
     assert!(is_sa_secret(&json_secret), "{json_secret}");
     assert!(json["client_id"].as_str().is_some_and(|c| c.starts_with("sa_")), "{json}");
@@ -199,23 +245,37 @@ fn service_accounts_from_the_cli(db: &TestDb) {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
     let signer_client = stdout.trim().to_owned();
-    assert!(signer_client.starts_with("sa_") && !signer_client.starts_with("kwsa_"), "the client id: {signer_client:?}");
+    assert!(
+        signer_client.starts_with("sa_") && !signer_client.starts_with("kwsa_"),
+        "the client id: {signer_client:?}"
+    );
     let json: serde_json::Value = serde_json::from_str(&kw.ok(&[
-        "serviceaccount", "add", "--org", "acme", "--name", "signer2", "--public-key", EC_PUBLIC_PEM, "--json",
+        "serviceaccount",
+        "add",
+        "--org",
+        "acme",
+        "--name",
+        "signer2",
+        "--public-key",
+        EC_PUBLIC_PEM,
+        "--json",
     ]))
     .unwrap();
     assert!(json.get("client_secret").is_none(), "no secret was made: {json}");
     assert_eq!(json["secrets"], serde_json::json!([]));
     assert_eq!(json["public_keys"][0]["alg"], "ES256");
-    let listed: serde_json::Value = serde_json::from_str(&kw.ok(&["serviceaccount", "list", "--org", "acme", "--json"])).unwrap();
-    let signer = listed["data"].as_array().unwrap().iter().find(|a| a["client_id"] == signer_client.as_str()).expect("listed");
+    let listed: serde_json::Value =
+        serde_json::from_str(&kw.ok(&["serviceaccount", "list", "--org", "acme", "--json"])).unwrap();
+    let signer =
+        listed["data"].as_array().unwrap().iter().find(|a| a["client_id"] == signer_client.as_str()).expect("listed");
     assert_eq!(signer["secrets"], serde_json::json!([]));
     assert_eq!(signer["public_keys"].as_array().unwrap().len(), 1);
 
     // An imported client with a bcrypt-hashed secret.
     let legacy_plain = "legacy-client-secret-0123456789";
     let hash = bcrypt::hash(legacy_plain, 4).unwrap();
-    let legacy_id = kw.ok(&["serviceaccount", "import", "--org", "acme", "--client-id", "legacy", "--bcrypt-hash", &hash]);
+    let legacy_id =
+        kw.ok(&["serviceaccount", "import", "--org", "acme", "--client-id", "legacy", "--bcrypt-hash", &hash]);
     assert!(legacy_id.starts_with("sa_"), "{legacy_id}");
 
     let server = kw.serve();
@@ -292,13 +352,17 @@ fn service_account_rules_refuse_with_nothing_on_stdout(db: &TestDb) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("error:") && err.contains("pro"), "{err}");
     let hash = bcrypt::hash("legacy-client-secret-0123456789", 4).unwrap();
-    let out = kw.run_with_env(&["serviceaccount", "import", "--org", "acme", "--client-id", "legacy", "--bcrypt-hash", &hash], &pro);
+    let out = kw.run_with_env(
+        &["serviceaccount", "import", "--org", "acme", "--client-id", "legacy", "--bcrypt-hash", &hash],
+        &pro,
+    );
     assert_eq!(out.status.code(), Some(1), "imports obey the plan too");
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pro"));
     let out = kw.run_with_env(&["serviceaccount", "add", "--org", "bigco", "--name", "ci"], &pro);
     assert!(out.status.success(), "a pro organization may: {}", String::from_utf8_lossy(&out.stderr));
-    let listed: serde_json::Value = serde_json::from_str(&kw.ok(&["serviceaccount", "list", "--org", "acme", "--json"])).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_str(&kw.ok(&["serviceaccount", "list", "--org", "acme", "--json"])).unwrap();
     assert_eq!(listed["data"], serde_json::json!([]), "nothing was made in acme");
 
     // A malformed bcrypt hash, a missing key file, an unknown organization.

@@ -27,8 +27,18 @@ fn acknowledged_writes_survive_kill_9(db: &TestDb) {
     kw.ok(&["org", "create", "acme"]);
     kw.ok(&["user", "create", "ci@example.com", "--org", "acme", "--role", "admin"]);
     let admin = kw.ok(&[
-        "key", "create", "--org", "acme", "--user", "ci@example.com", "--name", "burst",
-        "--permission", "api_keys:write", "--permission", "projects:read",
+        "key",
+        "create",
+        "--org",
+        "acme",
+        "--user",
+        "ci@example.com",
+        "--name",
+        "burst",
+        "--permission",
+        "api_keys:write",
+        "--permission",
+        "projects:read",
     ]);
     let server = kw.serve();
     let base = server.base.clone();
@@ -84,7 +94,12 @@ fn acknowledged_writes_survive_kill_9(db: &TestDb) {
         w.join().unwrap();
     }
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    assert!(acked.created.len() >= 10 && !acked.revoked.is_empty(), "the burst did work: {} created, {} revoked", acked.created.len(), acked.revoked.len());
+    assert!(
+        acked.created.len() >= 10 && !acked.revoked.is_empty(),
+        "the burst did work: {} created, {} revoked",
+        acked.created.len(),
+        acked.revoked.len()
+    );
     eprintln!("kill -9 after {} acknowledged creations and {} revocations", acked.created.len(), acked.revoked.len());
 
     let server = kw.serve();
@@ -92,7 +107,8 @@ fn acknowledged_writes_survive_kill_9(db: &TestDb) {
         serde_json::from_str(&kw.ok(&["key", "list", "--org", "acme", "--include-revoked", "--json"])).unwrap();
     let listed = listed["data"].as_array().unwrap().clone();
     for (id, secret) in &acked.created {
-        let row = listed.iter().find(|k| k["id"] == id.as_str()).unwrap_or_else(|| panic!("acknowledged key {id} lost"));
+        let row =
+            listed.iter().find(|k| k["id"] == id.as_str()).unwrap_or_else(|| panic!("acknowledged key {id} lost"));
         let (h, v) = bearer(secret);
         let status = server.status("/api/v1/me", (h, &v));
         let revoked = row["revoked_at"].is_string();

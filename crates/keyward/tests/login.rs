@@ -132,7 +132,9 @@ impl Login {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some((uri, code)) = line.strip_prefix("Open ").and_then(|rest| rest.split_once(" and enter ")) {
+                    if let Some((uri, code)) =
+                        line.strip_prefix("Open ").and_then(|rest| rest.split_once(" and enter "))
+                    {
                         return (uri.to_owned(), code.trim().to_owned());
                     }
                 }
@@ -178,7 +180,8 @@ fn csrf_field(page: &str) -> String {
     for tag in page.split('<').filter(|t| t.starts_with("input")) {
         let tag = tag.split('>').next().unwrap();
         if tag.contains("name=\"csrf\"") {
-            let value = tag.split("value=\"").nth(1).and_then(|v| v.split('"').next()).expect("the csrf input has a value");
+            let value =
+                tag.split("value=\"").nth(1).and_then(|v| v.split('"').next()).expect("the csrf input has a value");
             return value.replace("&amp;", "&").replace("&quot;", "\"").replace("&#39;", "'");
         }
     }
@@ -193,7 +196,8 @@ fn cookie_names(jar: &Jar, base: &str) -> String {
 /// code, and decides. Returns the final page's status and body.
 fn person_decides(base: &str, email: &str, user_code: &str, decision: &str) -> (u16, String) {
     let jar = Arc::new(Jar::default());
-    let browser = Client::builder().cookie_provider(jar.clone()).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let browser =
+        Client::builder().cookie_provider(jar.clone()).redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
     // Not signed in: /device sends the person to /login, and back afterwards.
     let res = browser.get(format!("{base}/device?user_code={user_code}")).send().unwrap();
@@ -241,7 +245,10 @@ fn setup_with(env: &[(&str, &str)]) -> (TestDb, Kw, Server) {
     let db = TestDb::sqlite();
     let kw = Kw::new(&db);
     kw.ok(&["org", "create", "acme"]);
-    let out = kw.run_with_stdin(&["user", "create", "ada@example.com", "--org", "acme", "--password-stdin"], &format!("{PASSWORD}\n"));
+    let out = kw.run_with_stdin(
+        &["user", "create", "ada@example.com", "--org", "acme", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let server = Server::start(&kw, env);
     (db, kw, server)
@@ -278,7 +285,9 @@ fn login_whoami_refresh_logout() {
     let (uri, code) = login.prompt();
     assert_eq!(uri, format!("{base}/device"), "verification_uri is {{public_url}}/device");
     assert!(
-        code.len() == 9 && code.as_bytes()[4] == b'-' && code.chars().filter(|c| *c != '-').all(|c| "BCDFGHJKLMNPQRSTVWXZ".contains(c)),
+        code.len() == 9
+            && code.as_bytes()[4] == b'-'
+            && code.chars().filter(|c| *c != '-').all(|c| "BCDFGHJKLMNPQRSTVWXZ".contains(c)),
         "a user code shown XXXX-XXXX: {code:?}"
     );
 
@@ -328,7 +337,9 @@ fn login_whoami_refresh_logout() {
     assert_ne!(renewed["access_token"], access.as_str(), "a new access token");
     assert_ne!(renewed["refresh_token"], refresh.as_str(), "the refresh token rotated");
     assert_eq!(mode(&path), 0o600);
-    assert!(chrono::DateTime::parse_from_rfc3339(renewed["expires_at"].as_str().unwrap()).unwrap() > chrono::Utc::now());
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(renewed["expires_at"].as_str().unwrap()).unwrap() > chrono::Utc::now()
+    );
 
     // A token the server refuses (401) is refreshed once, then the call is retried.
     let mut refused = renewed.clone();
@@ -403,7 +414,8 @@ fn whoami_and_logout_without_a_sign_in() {
 fn login_to_a_server_that_is_not_there_fails_cleanly() {
     let home = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (exit, stdout, stderr) = run_client(home.path(), &["login", "--server", &format!("http://127.0.0.1:{port}"), "--no-browser"]);
+    let (exit, stdout, stderr) =
+        run_client(home.path(), &["login", "--server", &format!("http://127.0.0.1:{port}"), "--no-browser"]);
     assert_eq!(exit, 1);
     assert!(stdout.is_empty());
     assert!(stderr.starts_with("error: cannot reach"), "{stderr}");
@@ -434,7 +446,10 @@ fn user_set_password_lets_a_person_sign_in() {
     assert!(out.stdout.is_empty(), "nothing on stdout");
     assert!(signs_in(&server.base, "bob@example.com", PASSWORD));
     // A `user create` that fails (already a member) leaves the password as it was.
-    let out = kw.run_with_stdin(&["user", "create", "bob@example.com", "--org", "acme", "--password-stdin"], "another-password\n");
+    let out = kw.run_with_stdin(
+        &["user", "create", "bob@example.com", "--org", "acme", "--password-stdin"],
+        "another-password\n",
+    );
     assert!(!out.status.success());
     assert!(signs_in(&server.base, "bob@example.com", PASSWORD), "the old password still works");
     assert!(!signs_in(&server.base, "bob@example.com", "another-password"));

@@ -37,11 +37,7 @@ impl GrantCache {
     /// `negative_ttl` bounds how long an unknown secret is answered from memory.
     pub fn new(capacity: u64, ttl: Duration, negative_ttl: Duration) -> Self {
         Self {
-            positive: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .support_invalidation_closures()
-                .build(),
+            positive: Cache::builder().max_capacity(capacity).time_to_live(ttl).support_invalidation_closures().build(),
             negative: Cache::builder().max_capacity(capacity).time_to_live(negative_ttl).build(),
             generation: RwLock::new(0),
         }

@@ -16,10 +16,7 @@ impl hyper::body::Body for GatewayBody {
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         // Both variants are `Unpin`, so no pin projection is needed.
         match self.get_mut() {
             GatewayBody::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),

@@ -41,8 +41,7 @@ pub(super) fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    asks.then(|| headers.get(header::UPGRADE).cloned())
-        .flatten()
+    asks.then(|| headers.get(header::UPGRADE).cloned()).flatten()
 }
 
 /// Removes hop-by-hop headers and the ones `Connection` names. `TE: trailers` is kept:
@@ -58,10 +57,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
-    if headers
-        .get(header::TE)
-        .is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers"))
-    {
+    if headers.get(header::TE).is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers")) {
         headers.remove(header::TE);
     }
 }
@@ -78,26 +74,16 @@ pub(super) struct Forwarding<'a> {
 }
 
 /// Rewrites a client's request headers, in place, into the upstream's.
-pub(super) fn rewrite_request(
-    headers: &mut HeaderMap,
-    host: Option<HeaderValue>,
-    f: Forwarding<'_>,
-) {
+pub(super) fn rewrite_request(headers: &mut HeaderMap, host: Option<HeaderValue>, f: Forwarding<'_>) {
     remove_hop_by_hop(headers);
     headers.remove(header::HOST);
     // `Expect: 100-continue` was answered to the client by keyward's side of the
     // exchange when the body was first read; the upstream gets the body straight away.
     headers.remove(header::EXPECT);
     // Client-sent identity headers: scanned only when there is one, which is rare.
-    if headers
-        .keys()
-        .any(|name| name.as_str().starts_with("x-keyward-"))
-    {
-        let spoofed: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| name.as_str().starts_with("x-keyward-"))
-            .cloned()
-            .collect();
+    if headers.keys().any(|name| name.as_str().starts_with("x-keyward-")) {
+        let spoofed: Vec<HeaderName> =
+            headers.keys().filter(|name| name.as_str().starts_with("x-keyward-")).cloned().collect();
         for name in spoofed {
             headers.remove(name);
         }
@@ -112,11 +98,7 @@ pub(super) fn rewrite_request(
         }
     }
     let peer = f.peer.ip().to_string();
-    let prior_for = if f.trust_forwarded {
-        headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok())
-    } else {
-        None
-    };
+    let prior_for = if f.trust_forwarded { headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) } else { None };
     let forwarded_for = match prior_for {
         Some(prior) => format!("{prior}, {peer}"),
         None => peer,
@@ -144,11 +126,7 @@ pub(super) fn rewrite_request(
 /// Rewrites the upstream's response headers, in place, into the client's. A `101`
 /// keeps `Connection`/`Upgrade`: they are the switch itself.
 pub(super) fn rewrite_response(headers: &mut HeaderMap, switching: bool) {
-    let upgrade = if switching {
-        headers.get(header::UPGRADE).cloned()
-    } else {
-        None
-    };
+    let upgrade = if switching { headers.get(header::UPGRADE).cloned() } else { None };
     remove_hop_by_hop(headers);
     if let Some(protocol) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -186,10 +164,7 @@ mod tests {
             ("accept", "text/event-stream"),
             ("expect", "100-continue"),
         ] {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_static(v),
-            );
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_static(v));
         }
         h
     }
@@ -213,10 +188,7 @@ mod tests {
         ] {
             assert!(!h.contains_key(gone), "{gone} was forwarded");
         }
-        assert_eq!(
-            h["x-forwarded-for"], "10.1.2.3",
-            "an untrusted client's X-Forwarded-For is replaced"
-        );
+        assert_eq!(h["x-forwarded-for"], "10.1.2.3", "an untrusted client's X-Forwarded-For is replaced");
         assert_eq!(h["x-forwarded-host"], "api.example.com");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["accept"], "text/event-stream");
@@ -229,19 +201,13 @@ mod tests {
         rewrite_request(&mut h, None, forwarding(&name, true, true));
         assert_eq!(h["authorization"], "Bearer kw_secret");
         assert_eq!(h["x-forwarded-for"], "6.6.6.6, 10.1.2.3");
-        assert!(
-            !h.contains_key("x-keyward-principal"),
-            "spoofed identity is stripped even then"
-        );
+        assert!(!h.contains_key("x-keyward-principal"), "spoofed identity is stripped even then");
     }
 
     #[test]
     fn upgrades_are_detected_and_kept() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, Upgrade"),
-        );
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert_eq!(upgrade_of(&h).unwrap(), "websocket");
         rewrite_response(&mut h, true);

@@ -79,23 +79,12 @@ impl Gateway {
     /// The gateway for `app`, whose settings must hold a `[gateway]` table; `bound` is
     /// the address its listener got (the default public URL is made from it).
     pub fn new(app: AppState, bound: SocketAddr) -> anyhow::Result<Self> {
-        let settings = app
-            .settings
-            .gateway
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("no [gateway] table"))?;
-        let public_url = settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{bound}"));
-        let metadata_url = app
-            .settings
-            .oauth_metadata
-            .then(|| protected_resource::metadata_url(&public_url));
+        let settings = app.settings.gateway.clone().ok_or_else(|| anyhow::anyhow!("no [gateway] table"))?;
+        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+        let metadata_url = app.settings.oauth_metadata.then(|| protected_resource::metadata_url(&public_url));
         let upstream_scheme = Scheme::try_from(settings.upstream.scheme())?;
-        let upstream_authority = Authority::try_from(
-            &settings.upstream[url::Position::BeforeHost..url::Position::AfterPort],
-        )?;
+        let upstream_authority =
+            Authority::try_from(&settings.upstream[url::Position::BeforeHost..url::Position::AfterPort])?;
         let upstream_prefix = settings.upstream.path().trim_end_matches('/').to_owned();
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.connect_timeout));
@@ -103,10 +92,8 @@ impl Gateway {
         connector.set_nodelay(true);
         let upstream_host = HeaderValue::from_str(upstream_authority.as_str())?;
         // `Host` is set by the proxy from `upstream_host`, saving a format per request.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .set_host(false)
-            .build(connector);
+        let client =
+            Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).set_host(false).build(connector);
         Ok(Self(Arc::new(Inner {
             app,
             settings,
@@ -131,11 +118,7 @@ impl Gateway {
     ///
     /// Plain hyper rather than an axum router: the gateway has two routes, and every
     /// layer on the forwarding path costs on each request.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> std::io::Result<()> {
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         tokio::pin!(shutdown);
         // Every connection task holds a receiver; `closed()` completes when all are gone.
         let (stop, stopping) = watch::channel(false);
@@ -153,10 +136,7 @@ impl Gateway {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let service = Service {
-                gateway: self.clone(),
-                peer,
-            };
+            let service = Service { gateway: self.clone(), peer };
             let mut stopping = stopping.clone();
             tokio::spawn(async move {
                 let connection = hyper::server::conn::http1::Builder::new()
@@ -194,8 +174,7 @@ struct Service {
 impl hyper::service::Service<Request<Incoming>> for Service {
     type Response = Response<body::GatewayBody>;
     type Error = std::convert::Infallible;
-    type Future =
-        std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let Service { gateway, peer } = self.clone();
@@ -203,13 +182,8 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             // One line per request, as on the main listener: method, path (not the
             // query, which an upstream API may use for secrets), status, latency. Never
             // headers: they carry the credential. Nothing is copied when INFO is off.
-            let log = tracing::enabled!(tracing::Level::INFO).then(|| {
-                (
-                    req.method().clone(),
-                    req.uri().path().to_owned(),
-                    std::time::Instant::now(),
-                )
-            });
+            let log = tracing::enabled!(tracing::Level::INFO)
+                .then(|| (req.method().clone(), req.uri().path().to_owned(), std::time::Instant::now()));
             let path = req.uri().path();
             let response = match path.strip_prefix(protected_resource::PATH) {
                 Some(rest) if rest.is_empty() || rest.starts_with('/') => {

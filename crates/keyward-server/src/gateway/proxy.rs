@@ -26,11 +26,7 @@ fn local(error: ApiError) -> Response<GatewayBody> {
 }
 
 /// Every request that is not for the gateway's own document.
-pub(super) async fn forward(
-    gw: &Inner,
-    peer: SocketAddr,
-    mut req: Request<Incoming>,
-) -> Response<GatewayBody> {
+pub(super) async fn forward(gw: &Inner, peer: SocketAddr, mut req: Request<Incoming>) -> Response<GatewayBody> {
     let public = gw.settings.public_paths.is_match(req.uri().path());
     let identity = if public {
         None
@@ -39,29 +35,19 @@ pub(super) async fn forward(
             Ok(identity) => Some(identity),
             Err(rejection) => {
                 let metadata = gw.metadata_url.as_deref();
-                return ApiError::from(rejection)
-                    .into_response_with_metadata(metadata)
-                    .map(GatewayBody::Local);
+                return ApiError::from(rejection).into_response_with_metadata(metadata).map(GatewayBody::Local);
             }
         }
     };
     if let Some(identity) = &identity {
         // Every matching rule must hold, so adding a rule can only narrow access.
-        for rule in gw
-            .settings
-            .rules
-            .iter()
-            .filter(|r| r.matches(req.method(), req.uri().path()))
-        {
+        for rule in gw.settings.rules.iter().filter(|r| r.matches(req.method(), req.uri().path())) {
             if let Err(e) = identity.require(&rule.permission) {
                 return local(e);
             }
         }
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > gw.settings.max_body_size) {
         return local(ApiError::PayloadTooLarge);
     }
@@ -79,11 +65,7 @@ pub(super) async fn forward(
     });
     parts.uri = match uri {
         Some(uri) => uri,
-        None => {
-            return local(ApiError::BadRequest(
-                "the request target cannot be forwarded".into(),
-            ))
-        }
+        None => return local(ApiError::BadRequest("the request target cannot be forwarded".into())),
     };
     // The upstream is spoken to in HTTP/1.1 whatever the client used.
     parts.version = Version::HTTP_11;
@@ -104,12 +86,7 @@ pub(super) async fn forward(
     let body = Limited::new(body, body_limit(gw.settings.max_body_size));
     let upstream_req = Request::from_parts(parts, body);
 
-    let mut response = match tokio::time::timeout(
-        gw.settings.response_timeout,
-        gw.client.request(upstream_req),
-    )
-    .await
-    {
+    let mut response = match tokio::time::timeout(gw.settings.response_timeout, gw.client.request(upstream_req)).await {
         Err(_elapsed) => return local(ApiError::GatewayTimeout),
         Ok(Err(e)) => return local(upstream_error(&e)),
         Ok(Ok(response)) => response,
@@ -123,9 +100,7 @@ pub(super) async fn forward(
             return response.map(|_| GatewayBody::Local(axum::body::Body::empty()));
         }
         // A 101 nobody asked for cannot be honoured.
-        return local(ApiError::BadGateway(
-            "the upstream switched protocols unasked",
-        ));
+        return local(ApiError::BadGateway("the upstream switched protocols unasked"));
     }
     response.map(GatewayBody::Upstream)
 }
@@ -138,15 +113,9 @@ fn body_limit(max: u64) -> usize {
 /// The upstream's path for a request: the upstream URL's own path prefix, then the
 /// request's path and query as sent.
 fn upstream_path(prefix: &str, uri: &Uri) -> Option<PathAndQuery> {
-    let original = uri
-        .path_and_query()
-        .map(PathAndQuery::as_str)
-        .unwrap_or("/");
+    let original = uri.path_and_query().map(PathAndQuery::as_str).unwrap_or("/");
     if prefix.is_empty() {
-        return uri
-            .path_and_query()
-            .cloned()
-            .or_else(|| Some(PathAndQuery::from_static("/")));
+        return uri.path_and_query().cloned().or_else(|| Some(PathAndQuery::from_static("/")));
     }
     PathAndQuery::try_from(format!("{prefix}{original}")).ok()
 }

@@ -130,34 +130,18 @@ fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            bad(
-                key,
-                value,
-                "not a positive duration; write e.g. \"5s\" or \"2m\"",
-            )
-        })
+        .ok_or_else(|| bad(key, value, "not a positive duration; write e.g. \"5s\" or \"2m\""))
 }
 
 /// A path glob: `*` and `?` stay within one segment, `**` crosses segments.
 fn glob(key: &str, pattern: &str) -> Result<Glob, ConfigError> {
     if !pattern.starts_with('/') {
-        return Err(bad(
-            key,
-            pattern,
-            "a path glob starts with `/`, e.g. \"/public/**\"",
-        ));
+        return Err(bad(key, pattern, "a path glob starts with `/`, e.g. \"/public/**\""));
     }
     GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
-        .map_err(|e| {
-            bad(
-                key,
-                pattern,
-                &format!("not a glob ({}); write e.g. \"/v1/*/items/**\"", e.kind()),
-            )
-        })
+        .map_err(|e| bad(key, pattern, &format!("not a glob ({}); write e.g. \"/v1/*/items/**\"", e.kind())))
 }
 
 fn byte_size(size: &ByteSize) -> Result<u64, ConfigError> {
@@ -165,9 +149,7 @@ fn byte_size(size: &ByteSize) -> Result<u64, ConfigError> {
         ByteSize::Bytes(n) => return Ok(*n),
         ByteSize::Text(t) => t.trim(),
     };
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -184,37 +166,24 @@ fn byte_size(size: &ByteSize) -> Result<u64, ConfigError> {
         .ok()
         .and_then(|n| n.checked_mul(factor))
         .filter(|_| factor > 0)
-        .ok_or_else(|| {
-            bad(
-                "max_body_size",
-                text,
-                "write a size such as 1048576, \"20MB\" or \"100MiB\"",
-            )
-        })
+        .ok_or_else(|| bad("max_body_size", text, "write a size such as 1048576, \"20MB\" or \"100MiB\""))
 }
 
 /// Checks the table; `roles` holds the permission catalogue rules must come from.
 pub(crate) fn check(raw: RawGateway, roles: &Roles) -> Result<GatewaySettings, ConfigError> {
-    let listen = raw.listen.parse().map_err(|_| {
-        bad(
-            "listen",
-            &raw.listen,
-            "not an address; write host:port, e.g. \"127.0.0.1:7080\"",
-        )
-    })?;
+    let listen = raw
+        .listen
+        .parse()
+        .map_err(|_| bad("listen", &raw.listen, "not an address; write host:port, e.g. \"127.0.0.1:7080\""))?;
     let upstream_text = raw.upstream.ok_or_else(|| {
-        ConfigError("`gateway.upstream` is missing: set it to the API to protect, e.g. \"http://127.0.0.1:3000\"".into())
+        ConfigError(
+            "`gateway.upstream` is missing: set it to the API to protect, e.g. \"http://127.0.0.1:3000\"".into(),
+        )
     })?;
     let upstream = url::Url::parse(&upstream_text)
         .ok()
         .filter(|u| u.host().is_some() && u.query().is_none() && u.fragment().is_none())
-        .ok_or_else(|| {
-            bad(
-                "upstream",
-                &upstream_text,
-                "not a URL; write e.g. \"http://127.0.0.1:3000\"",
-            )
-        })?;
+        .ok_or_else(|| bad("upstream", &upstream_text, "not a URL; write e.g. \"http://127.0.0.1:3000\""))?;
     if upstream.scheme() != "http" {
         return Err(bad(
             "upstream",
@@ -230,11 +199,7 @@ pub(crate) fn check(raw: RawGateway, roles: &Roles) -> Result<GatewaySettings, C
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
                 .map(|u| u.as_str().trim_end_matches('/').to_owned())
                 .ok_or_else(|| {
-                    bad(
-                        "public_url",
-                        &text,
-                        "not an http(s) URL; write e.g. \"https://api.example.com\"",
-                    )
+                    bad("public_url", &text, "not an http(s) URL; write e.g. \"https://api.example.com\"")
                 })?,
         ),
     };
@@ -242,9 +207,8 @@ pub(crate) fn check(raw: RawGateway, roles: &Roles) -> Result<GatewaySettings, C
     for pattern in &raw.public_paths {
         public.add(glob("public_paths", pattern)?);
     }
-    let public_paths = public
-        .build()
-        .map_err(|e| ConfigError(format!("`gateway.public_paths`: {e}; fix the globs")))?;
+    let public_paths =
+        public.build().map_err(|e| ConfigError(format!("`gateway.public_paths`: {e}; fix the globs")))?;
     let mut rules = Vec::with_capacity(raw.rules.len());
     for (i, rule) in raw.rules.iter().enumerate() {
         let key = format!("rules[{i}]");
@@ -253,23 +217,26 @@ pub(crate) fn check(raw: RawGateway, roles: &Roles) -> Result<GatewaySettings, C
             list => Some(
                 list.split(',')
                     .map(|m| {
-                        Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes())
-                            .map_err(|_| bad(&format!("{key}.method"), m, "write an HTTP method such as \"GET\", a list \"GET,HEAD\", or \"*\""))
+                        Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()).map_err(|_| {
+                            bad(
+                                &format!("{key}.method"),
+                                m,
+                                "write an HTTP method such as \"GET\", a list \"GET,HEAD\", or \"*\"",
+                            )
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        let permission = Permission::parse(&rule.permission)
-            .ok()
-            .filter(|p| roles.is_catalogued(p))
-            .ok_or_else(|| {
-                bad(&format!("{key}.permission"), &rule.permission, "not a permission of the catalogue; fix the spelling or add it to `permissions`")
+        let permission =
+            Permission::parse(&rule.permission).ok().filter(|p| roles.is_catalogued(p)).ok_or_else(|| {
+                bad(
+                    &format!("{key}.permission"),
+                    &rule.permission,
+                    "not a permission of the catalogue; fix the spelling or add it to `permissions`",
+                )
             })?;
-        rules.push(Rule {
-            methods,
-            path: glob(&format!("{key}.path"), &rule.path)?.compile_matcher(),
-            permission,
-        });
+        rules.push(Rule { methods, path: glob(&format!("{key}.path"), &rule.path)?.compile_matcher(), permission });
     }
     Ok(GatewaySettings {
         listen,
@@ -314,10 +281,7 @@ mod tests {
         let rule = &g.rules[0];
         assert!(rule.matches(&axum::http::Method::DELETE, "/projects/1"));
         assert!(!rule.matches(&axum::http::Method::GET, "/projects/1"));
-        assert!(
-            !rule.matches(&axum::http::Method::POST, "/projects/1/items"),
-            "`*` stays within a segment"
-        );
+        assert!(!rule.matches(&axum::http::Method::POST, "/projects/1/items"), "`*` stays within a segment");
         assert_eq!(g.connect_timeout, std::time::Duration::from_secs(5));
         assert!(g.public_url.is_none());
     }

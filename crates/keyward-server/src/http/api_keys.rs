@@ -44,7 +44,12 @@ pub struct KeyView {
 impl KeyView {
     /// `owner_holds`: the owner's current permissions; `pending_use`: a use this
     /// instance has not written yet.
-    pub fn new(key: ApiKey, owner_holds: &PermissionSet, pending_use: Option<DateTime<Utc>>, with_revoked: bool) -> Self {
+    pub fn new(
+        key: ApiKey,
+        owner_holds: &PermissionSet,
+        pending_use: Option<DateTime<Utc>>,
+        with_revoked: bool,
+    ) -> Self {
         let permissions = match &key.permissions {
             Some(own) => own.intersect(owner_holds),
             None => owner_holds.clone(),
@@ -118,7 +123,11 @@ fn parse_id(id: &str) -> Result<KeyId, ApiError> {
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys",
     params(("include_revoked" = Option<bool>, Query, description = "also list revoked keys, with revoked_at")),
     responses((status = 200, body = KeyList), (status = 401, body = super::views::ErrorBody), (status = 403, body = super::views::ErrorBody)))]
-pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<KeyList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<KeyList>, ApiError> {
     caller.0.require_explicit(&READ)?;
     let keys = state.store.list_api_keys(&own_scope(&caller), q.include_revoked).await?;
     let holds = &caller.0.grant().role_permissions;
@@ -163,7 +172,11 @@ pub async fn create(
 /// Revokes one of the caller's keys, at once and for good.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = super::views::ErrorBody)))]
-pub async fn revoke(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     caller.0.require_explicit(&WRITE)?;
     let id = parse_id(&id)?;
     state.store.revoke_api_key(Some(&own_scope(&caller)), &id, &caller.0.actor()).await?;
@@ -185,7 +198,9 @@ pub async fn roll(
     caller.0.require_explicit(&WRITE)?;
     let id = parse_id(&id)?;
     let grace = body.unwrap_or_default().grace_seconds;
-    let (key, secret) = keys::roll(&state.store, &state.settings.secrets, Some(&own_scope(&caller)), &id, grace, &caller.0.actor()).await?;
+    let (key, secret) =
+        keys::roll(&state.store, &state.settings.secrets, Some(&own_scope(&caller)), &id, grace, &caller.0.actor())
+            .await?;
     state.auth.cache().apply(&Change::Key(id));
     let pending = state.usage.last_used(&key.id);
     let view = KeyView::new(key, &caller.0.grant().role_permissions, pending, false);

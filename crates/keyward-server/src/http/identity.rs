@@ -9,12 +9,12 @@ use serde::Deserialize;
 
 use crate::auth::Grant;
 use crate::http::error::ApiError;
+use crate::http::extract::{ApiQuery, Caller};
 use crate::http::protected_resource;
+use crate::http::views::CallerView;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use crate::http::extract::{ApiQuery, Caller};
-use crate::http::views::CallerView;
 
 /// A grant's identity answer, rendered once: the JSON body and the four headers.
 /// Cloning either is a reference-count increment, which keeps the hottest route free
@@ -101,7 +101,8 @@ pub async fn check(
     let caller = match caller {
         Ok(caller) => caller,
         Err(e) => {
-            let url = state.settings.oauth_metadata.then(|| protected_resource::metadata_url(&state.settings.public_url));
+            let url =
+                state.settings.oauth_metadata.then(|| protected_resource::metadata_url(&state.settings.public_url));
             return e.into_response_with_metadata(url.as_deref());
         }
     };

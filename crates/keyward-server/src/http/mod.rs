@@ -28,10 +28,10 @@ pub mod ops;
 pub mod org;
 pub mod protected_resource;
 pub mod service_accounts;
+pub mod sessions;
 pub mod verify;
 pub mod views;
 pub mod web;
-pub mod sessions;
 
 use std::any::Any;
 
@@ -92,9 +92,15 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/members", get(web::admin::members::list))
         .route("/admin/members/{id}/role", post(web::admin::members::set_role))
         .route("/admin/members/{id}/remove", get(web::admin::members::confirm_remove).post(web::admin::members::remove))
-        .route("/admin/service-accounts", get(web::admin::service_accounts::list).post(web::admin::service_accounts::create))
+        .route(
+            "/admin/service-accounts",
+            get(web::admin::service_accounts::list).post(web::admin::service_accounts::create),
+        )
         .route("/admin/service-accounts/{id}/rotate", post(web::admin::service_accounts::rotate))
-        .route("/admin/service-accounts/{id}/delete", get(web::admin::service_accounts::confirm_delete).post(web::admin::service_accounts::delete))
+        .route(
+            "/admin/service-accounts/{id}/delete",
+            get(web::admin::service_accounts::confirm_delete).post(web::admin::service_accounts::delete),
+        )
         .route("/admin/audit", get(web::admin::audit::list))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

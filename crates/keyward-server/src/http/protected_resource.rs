@@ -35,11 +35,7 @@ pub fn document(resource: &str, issuer: &str, roles: &Roles) -> Response {
         "scopes_supported": scopes,
     });
     // Public and identical for everyone: caches may keep it for a while.
-    (
-        [(header::CACHE_CONTROL, "public, max-age=3600")],
-        axum::Json(body),
-    )
-        .into_response()
+    ([(header::CACHE_CONTROL, "public, max-age=3600")], axum::Json(body)).into_response()
 }
 
 /// The main server's own document.

@@ -69,7 +69,11 @@ impl AccountView {
             secrets: a
                 .secrets
                 .into_iter()
-                .map(|s| SecretView { prefix: s.prefix.as_str().to_owned(), created_at: s.created_at, expires_at: s.expires_at })
+                .map(|s| SecretView {
+                    prefix: s.prefix.as_str().to_owned(),
+                    created_at: s.created_at,
+                    expires_at: s.expires_at,
+                })
                 .collect(),
             public_keys: a
                 .public_keys
@@ -171,7 +175,11 @@ pub async fn create(
 /// Deletes an account: its secrets, keys and tokens stop working at once.
 #[utoipa::path(delete, path = "/api/v1/service-accounts/{id}", tag = "service-accounts",
     responses((status = 204), (status = 404, body = super::views::ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     caller.0.require(&WRITE)?;
     let id = parse_id(&id)?;
     let org = caller.0.grant().org_id.clone();
@@ -193,7 +201,8 @@ pub async fn rotate(
     let id = parse_id(&id)?;
     let org = caller.0.grant().org_id.clone();
     let grace = body.unwrap_or_default().grace_seconds;
-    let (account, secret) = rules::rotate(&state.store, &state.settings.secrets, &org, &id, grace, &caller.0.actor()).await?;
+    let (account, secret) =
+        rules::rotate(&state.store, &state.settings.secrets, &org, &id, grace, &caller.0.actor()).await?;
     state.auth.cache().apply(&Change::Member { org_id: org, principal_id: id.to_string() });
     state.auth.cache().apply(&Change::KeyCreated);
     Ok(Json(AccountView::new(account, Some(secret.expose().to_owned()))))

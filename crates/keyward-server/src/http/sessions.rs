@@ -72,7 +72,11 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
 /// Signs a device out: its access and refresh tokens stop working at once.
 #[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions",
     responses((status = 204), (status = 404, body = super::views::ErrorBody)))]
-pub async fn end(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+pub async fn end(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     let family = FamilyId::parse(&id).ok_or(ApiError::NotFound)?;
     let user = person(&caller).ok_or(ApiError::NotFound)?;
     state.store.end_device_session(&user, &caller.0.grant().org_id, &family).await?;

@@ -52,7 +52,15 @@ pub struct VerifyResponse {
 
 impl VerifyResponse {
     fn not_found() -> Self {
-        Self { valid: false, code: VerifyCode::NotFound, key_id: None, principal: None, org: None, permissions: vec![], expires_at: None }
+        Self {
+            valid: false,
+            code: VerifyCode::NotFound,
+            key_id: None,
+            principal: None,
+            org: None,
+            permissions: vec![],
+            expires_at: None,
+        }
     }
 }
 

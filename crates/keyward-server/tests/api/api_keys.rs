@@ -135,7 +135,9 @@ async fn no_key_exceeds_its_creator(db: &TestDb) {
     let org = app.org("acme").await;
     let vic = app.member(&org, "vic@acme.test", "viewer").await;
     let manager = app.key(&vic, Some(MANAGER)).await;
-    for perms in [json!(["projects:write"]), json!(["*"]), json!(["projects:*"]), json!(["projects:read", "audit:read"])] {
+    for perms in
+        [json!(["projects:write"]), json!(["*"]), json!(["projects:*"]), json!(["projects:read", "audit:read"])]
+    {
         let r = create(&app, &manager, json!({"name": "more", "permissions": perms})).await;
         assert_eq!(r.status, 403, "{perms}: {}", r.text);
         r.assert_insufficient_scope();
@@ -324,12 +326,8 @@ async fn rolling_replaces_the_secret(db: &TestDb) {
         assert_eq!(me.body["credential"]["id"], key.id);
     }
     // A roll without grace ends every earlier secret, including one in its grace period.
-    let r = send(
-        app.post(&format!("/api/v1/api-keys/{}/roll", key.id))
-            .bearer_auth(&manager.secret)
-            .json(&json!({})),
-    )
-    .await;
+    let r = send(app.post(&format!("/api/v1/api-keys/{}/roll", key.id)).bearer_auth(&manager.secret).json(&json!({})))
+        .await;
     assert_eq!(r.status, 200, "an empty object is a roll without grace: {}", r.text);
     let newest = r.body["key"].as_str().unwrap().to_owned();
     assert_eq!(app.me_status(&new, Via::Bearer).await, 401);
@@ -337,8 +335,11 @@ async fn rolling_replaces_the_secret(db: &TestDb) {
     assert_eq!(app.me_status(&newest, Via::Bearer).await, 200);
 
     // Grace periods out of range are refused, and the key is left alone.
-    for body in [json!({"grace_seconds": 1_000_000_000}), json!({"grace_seconds": -1}), json!({"grace_seconds": 604_801})] {
-        let r = send(app.post(&format!("/api/v1/api-keys/{}/roll", key.id)).bearer_auth(&manager.secret).json(&body)).await;
+    for body in
+        [json!({"grace_seconds": 1_000_000_000}), json!({"grace_seconds": -1}), json!({"grace_seconds": 604_801})]
+    {
+        let r =
+            send(app.post(&format!("/api/v1/api-keys/{}/roll", key.id)).bearer_auth(&manager.secret).json(&body)).await;
         r.assert_error(422, "validation_failed");
     }
     assert_eq!(app.me_status(&newest, Via::Bearer).await, 200);

@@ -63,7 +63,8 @@ async fn audit_events_record_the_key_lifecycle(db: &TestDb) {
     let mut sorted = list_ids.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(list_ids, sorted, "ids newest first");
-    let times: Vec<chrono::DateTime<chrono::Utc>> = data.iter().map(|e| e["at"].as_str().unwrap().parse().unwrap()).collect();
+    let times: Vec<chrono::DateTime<chrono::Utc>> =
+        data.iter().map(|e| e["at"].as_str().unwrap().parse().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "times newest first: {times:?}");
     let pos = |action: &str| actions.iter().position(|a| *a == action).unwrap();
     assert!(pos("api_key.revoked") < pos("api_key.rolled"), "{actions:?}");
@@ -170,4 +171,8 @@ async fn audit_events_are_for_admins_of_the_org(db: &TestDb) {
     assert!(ids(&after).iter().all(|e| !ids(&acme_events).contains(e)));
 }
 
-both_backends!(audit_events_record_the_key_lifecycle, audit_events_are_paginated, audit_events_are_for_admins_of_the_org);
+both_backends!(
+    audit_events_record_the_key_lifecycle,
+    audit_events_are_paginated,
+    audit_events_are_for_admins_of_the_org
+);

@@ -20,10 +20,7 @@ async fn check_sets_identity_headers_and_body(db: &TestDb) {
             assert_eq!(r.status, 200, "{method} {via:?}: {}", r.text);
             assert_eq!(r.header("x-keyward-principal").as_deref(), Some(ada.user_id().as_str()));
             assert_eq!(r.header("x-keyward-org").as_deref(), Some("acme"));
-            assert_eq!(
-                r.header("x-keyward-permissions").as_deref(),
-                Some("members:read,projects:read,projects:write")
-            );
+            assert_eq!(r.header("x-keyward-permissions").as_deref(), Some("members:read,projects:read,projects:write"));
             assert_eq!(r.header("x-keyward-credential"), Some(format!("api_key:{}", key.id)));
             if method == Method::HEAD {
                 continue;

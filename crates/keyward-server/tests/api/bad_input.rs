@@ -106,32 +106,44 @@ async fn bodies_that_cannot_be_read_are_400(db: &TestDb) {
 async fn wrong_types_and_unknown_fields_are_422(db: &TestDb) {
     let c = ctx(db).await;
     let cases = [
-        ("create", "/api/v1/api-keys".to_owned(), vec![
-            r#"{"name": 5}"#,
-            r#"{"name": null}"#,
-            r#"{"name": "ok", "permissions": [1, 2]}"#,
-            r#"{"name": "ok", "permissions": {"a": 1}}"#,
-            r#"{"name": "ok", "expires_at": 12}"#,
-            r#"{"name": "ok", "nope": 1}"#,
-            r#"{"name": "ok", "key": "kw_chosen_by_the_caller"}"#,
-            r#""ok""#,
-            r#"null"#,
-            r#"[]"#,
-        ]),
-        ("roll", format!("/api/v1/api-keys/{}/roll", c.target.id), vec![
-            r#"{"grace_seconds": "soon"}"#,
-            r#"{"grace_seconds": 1.5}"#,
-            r#"{"grace_seconds": 99999999999999999999999}"#,
-            r#"{"grace_seconds": 0, "nope": 1}"#,
-            r#"["soon"]"#,
-        ]),
-        ("verify", "/api/v1/keys/verify".to_owned(), vec![
-            r#"{"key": 5}"#,
-            r#"{"key": "kw_x", "permissions": "projects:read"}"#,
-            r#"{"key": "kw_x", "nope": 1}"#,
-            r#"{"permissions": []}"#,
-            r#"{}"#,
-        ]),
+        (
+            "create",
+            "/api/v1/api-keys".to_owned(),
+            vec![
+                r#"{"name": 5}"#,
+                r#"{"name": null}"#,
+                r#"{"name": "ok", "permissions": [1, 2]}"#,
+                r#"{"name": "ok", "permissions": {"a": 1}}"#,
+                r#"{"name": "ok", "expires_at": 12}"#,
+                r#"{"name": "ok", "nope": 1}"#,
+                r#"{"name": "ok", "key": "kw_chosen_by_the_caller"}"#,
+                r#""ok""#,
+                r#"null"#,
+                r#"[]"#,
+            ],
+        ),
+        (
+            "roll",
+            format!("/api/v1/api-keys/{}/roll", c.target.id),
+            vec![
+                r#"{"grace_seconds": "soon"}"#,
+                r#"{"grace_seconds": 1.5}"#,
+                r#"{"grace_seconds": 99999999999999999999999}"#,
+                r#"{"grace_seconds": 0, "nope": 1}"#,
+                r#"["soon"]"#,
+            ],
+        ),
+        (
+            "verify",
+            "/api/v1/keys/verify".to_owned(),
+            vec![
+                r#"{"key": 5}"#,
+                r#"{"key": "kw_x", "permissions": "projects:read"}"#,
+                r#"{"key": "kw_x", "nope": 1}"#,
+                r#"{"permissions": []}"#,
+                r#"{}"#,
+            ],
+        ),
     ];
     for (route, path, bodies) in cases {
         for body in bodies {
@@ -153,10 +165,21 @@ async fn large_bodies_are_413(db: &TestDb) {
     }
     // Routes that read no body still answer sensibly.
     for (method, path) in c.every_route() {
-        let r = send(c.app.req(method.clone(), &path).bearer_auth(&c.key.secret).header(CONTENT_TYPE, "application/json").body(huge.clone())).await;
+        let r = send(
+            c.app
+                .req(method.clone(), &path)
+                .bearer_auth(&c.key.secret)
+                .header(CONTENT_TYPE, "application/json")
+                .body(huge.clone()),
+        )
+        .await;
         assert!(r.status < 500, "{method} {path}: {}", r.status);
         // (The DELETE revokes the key: 204, no body.)
-        assert!(r.status == 204 || r.body.is_object(), "{method} {path}: JSON, not {:?}", &r.text[..r.text.len().min(200)]);
+        assert!(
+            r.status == 204 || r.body.is_object(),
+            "{method} {path}: JSON, not {:?}",
+            &r.text[..r.text.len().min(200)]
+        );
     }
     // The server is still fine.
     assert_eq!(c.app.me_status(&c.key.secret, Via::Bearer).await, 200);
@@ -165,7 +188,13 @@ async fn large_bodies_are_413(db: &TestDb) {
 async fn other_content_types_are_415(db: &TestDb) {
     let c = ctx(db).await;
     for (route, path, valid) in c.body_routes() {
-        for ct in [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("application/xml"), Some("jsonish"), None] {
+        for ct in [
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("application/xml"),
+            Some("jsonish"),
+            None,
+        ] {
             let mut rb = c.app.post(&path).bearer_auth(&c.key.secret).body(valid);
             if let Some(ct) = ct {
                 rb = rb.header(CONTENT_TYPE, ct);
@@ -174,7 +203,14 @@ async fn other_content_types_are_415(db: &TestDb) {
             assert_status_json(&r, &format!("{route}: {ct:?}"), 415, "unsupported_media_type");
         }
         // Parameters and +json types are JSON.
-        let r = send(c.app.post(&path).bearer_auth(&c.key.secret).header(CONTENT_TYPE, "application/json; charset=utf-8").body(valid)).await;
+        let r = send(
+            c.app
+                .post(&path)
+                .bearer_auth(&c.key.secret)
+                .header(CONTENT_TYPE, "application/json; charset=utf-8")
+                .body(valid),
+        )
+        .await;
         assert!(r.status < 300, "{route} with a charset: {}", r.text);
     }
 }
@@ -271,11 +307,13 @@ async fn non_utf8_headers_are_401_json(db: &TestDb) {
             (AUTHORIZATION.as_str(), non_utf8(b"Basic ")),
             ("x-api-key", non_utf8(b"")),
         ] {
-            let r = send(c.app.req(method.clone(), &path).header(name, value).json(&serde_json::json!({"name": "x"}))).await;
+            let r = send(c.app.req(method.clone(), &path).header(name, value).json(&serde_json::json!({"name": "x"})))
+                .await;
             assert_status_json(&r, &format!("{method} {path} {name}"), 401, "invalid_token");
         }
         // Other headers with such bytes do not matter.
-        let r = send(c.app.req(method.clone(), &path).bearer_auth(&c.key.secret).header("x-whatever", non_utf8(b"x"))).await;
+        let r = send(c.app.req(method.clone(), &path).bearer_auth(&c.key.secret).header("x-whatever", non_utf8(b"x")))
+            .await;
         assert!(r.status < 500 && r.status != 401, "{method} {path}: {}", r.text);
     }
 }

@@ -49,7 +49,9 @@ async fn another_orgs_credential_reaches_nothing(db: &TestDb) {
             let r = send(app.delete(&format!("/api/v1/api-keys/{}", k.id)).bearer_auth(&b.secret)).await;
             r.assert_error(404, "not_found");
             let r = send(
-                app.post(&format!("/api/v1/api-keys/{}/roll", k.id)).bearer_auth(&b.secret).json(&json!({"grace_seconds": 0})),
+                app.post(&format!("/api/v1/api-keys/{}/roll", k.id))
+                    .bearer_auth(&b.secret)
+                    .json(&json!({"grace_seconds": 0})),
             )
             .await;
             r.assert_error(404, "not_found");
@@ -76,15 +78,22 @@ async fn another_orgs_credential_reaches_nothing(db: &TestDb) {
         // Members: globex's people only.
         let r = send(app.get("/api/v1/members").bearer_auth(&b.secret)).await;
         assert_eq!(r.status, 200);
-        let emails: Vec<&str> = r.body["data"].as_array().unwrap().iter().map(|m| m["email"].as_str().unwrap()).collect();
+        let emails: Vec<&str> =
+            r.body["data"].as_array().unwrap().iter().map(|m| m["email"].as_str().unwrap()).collect();
         assert!(!emails.contains(&"bob@acme.test"), "{who} lists acme's people: {emails:?}");
-        let alice_role = r.body["data"].as_array().unwrap().iter().find(|m| m["email"] == "alice@acme.test").map(|m| m["role"].clone());
+        let alice_role = r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["email"] == "alice@acme.test")
+            .map(|m| m["role"].clone());
         assert_eq!(alice_role, Some(json!("admin")), "alice's role in globex, not acme's owner");
     }
 
     // And the other way round: acme's backend cannot see globex's keys.
     for (_, b) in &outsiders {
-        let r = send(app.post("/api/v1/keys/verify").bearer_auth(&acme_manager.secret).json(&json!({"key": b.secret}))).await;
+        let r = send(app.post("/api/v1/keys/verify").bearer_auth(&acme_manager.secret).json(&json!({"key": b.secret})))
+            .await;
         assert_eq!(r.body["code"], "NOT_FOUND", "{}", r.text);
         let r = send(app.delete(&format!("/api/v1/api-keys/{}", b.id)).bearer_auth(&acme_manager.secret)).await;
         r.assert_error(404, "not_found");

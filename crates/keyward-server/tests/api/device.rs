@@ -13,14 +13,8 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 /// The default `member` role's permissions, sorted.
-const MEMBER: &[&str] = &[
-    "api_keys:read",
-    "api_keys:write",
-    "members:read",
-    "projects:read",
-    "projects:write",
-    "service_accounts:read",
-];
+const MEMBER: &[&str] =
+    &["api_keys:read", "api_keys:write", "members:read", "projects:read", "projects:write", "service_accounts:read"];
 
 /// The user-code alphabet: no vowels, no look-alikes.
 const ALPHABET: &str = "BCDFGHJKLMNPQRSTVWXZ";
@@ -72,8 +66,13 @@ fn assert_tokens(r: &Reply) -> (String, String) {
 }
 
 fn sorted_scope(s: &Value) -> Vec<String> {
-    let mut v: Vec<String> =
-        s.as_str().unwrap_or_else(|| panic!("scope is text: {s}")).split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let mut v: Vec<String> = s
+        .as_str()
+        .unwrap_or_else(|| panic!("scope is text: {s}"))
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     v.sort();
     v
 }
@@ -101,11 +100,8 @@ async fn enter_code(b: &mut Browser, user_code: &str) -> Reply {
 async fn decide(b: &mut Browser, user_code: &str, org: &str, decision: &str) -> Reply {
     let page = enter_code(b, &typed(user_code)).await;
     let csrf = input_value(&page.text, "csrf").unwrap_or_else(|| panic!("no csrf on the approval page: {}", page.text));
-    b.post_form(
-        "/device",
-        &[("csrf", &csrf), ("user_code", &typed(user_code)), ("org", org), ("decision", decision)],
-    )
-    .await
+    b.post_form("/device", &[("csrf", &csrf), ("user_code", &typed(user_code)), ("org", org), ("decision", decision)])
+        .await
 }
 
 #[track_caller]
@@ -116,7 +112,13 @@ fn assert_approved(r: &Reply) {
 
 /// `email` (already a person with a password) approves a fresh `client_id` code for
 /// `org`; the client redeems it. Returns (start, access, refresh).
-async fn approved_tokens(app: &TestApp, email: &str, org: &str, client_id: &str, scope: Option<&str>) -> (DeviceStart, String, String) {
+async fn approved_tokens(
+    app: &TestApp,
+    email: &str,
+    org: &str,
+    client_id: &str,
+    scope: Option<&str>,
+) -> (DeviceStart, String, String) {
     let mut b = app.signed_in(email).await;
     let start = app.device_start(client_id, scope).await;
     assert_approved(&decide(&mut b, &start.user_code, org, "approve").await);
@@ -185,7 +187,9 @@ async fn a_person_approves_and_the_client_gets_tokens(db: &TestDb) {
     assert_eq!(login.status, 200, "{}", login.text);
     assert_eq!(input_value(&login.text, "next").as_deref(), Some(next.as_str()), "the hidden next: {}", login.text);
     let csrf = input_value(&login.text, "csrf").expect("csrf on /login");
-    let r = b.post_form("/login", &[("csrf", &csrf), ("email", "ada@acme.test"), ("password", PASSWORD), ("next", &next)]).await;
+    let r = b
+        .post_form("/login", &[("csrf", &csrf), ("email", "ada@acme.test"), ("password", PASSWORD), ("next", &next)])
+        .await;
     assert_eq!(r.status, 303, "sign in: {}", r.text);
     assert_eq!(local_target(&location(&r), &[PUBLIC_URL, &app.base]).as_deref(), Some(next.as_str()), "back to next");
 
@@ -204,7 +208,11 @@ async fn a_person_approves_and_the_client_gets_tokens(db: &TestDb) {
         .filter(|a| a.get("name").is_some_and(|n| n == "decision"))
         .filter_map(|a| a.get("value").cloned())
         .collect();
-    assert!(decisions.contains(&"approve".to_owned()) && decisions.contains(&"deny".to_owned()), "{decisions:?}: {}", page.text);
+    assert!(
+        decisions.contains(&"approve".to_owned()) && decisions.contains(&"deny".to_owned()),
+        "{decisions:?}: {}",
+        page.text
+    );
 
     // The link works with the code in lower case without the dash, too.
     let page = b.get(&format!("/device?user_code={}", typed(&start.user_code))).await;
@@ -328,9 +336,7 @@ async fn clients_not_allowed_and_bad_requests(db: &TestDb) {
     assert_device_error(&r, r.status, "invalid_client");
 
     // With Basic: 401 and a Basic challenge.
-    let r = app
-        .oauth_form("/oauth/device_authorization", Some(&client_basic("not-a-device-client", "x")), &[])
-        .await;
+    let r = app.oauth_form("/oauth/device_authorization", Some(&client_basic("not-a-device-client", "x")), &[]).await;
     assert_device_error(&r, 401, "invalid_client");
     assert!(r.challenges().iter().any(|c| c.starts_with("Basic")), "{:?}", r.challenges());
 
@@ -362,14 +368,17 @@ async fn a_service_account_with_its_secret_is_no_device_client(db: &TestDb) {
     assert_device_error(&r, 401, "invalid_client");
     assert!(r.challenges().iter().any(|c| c.starts_with("Basic")), "{:?}", r.challenges());
     let r = app
-        .oauth_form("/oauth/device_authorization", None, &[("client_id", &sa.client_id), ("client_secret", sa.secret())])
+        .oauth_form(
+            "/oauth/device_authorization",
+            None,
+            &[("client_id", &sa.client_id), ("client_secret", sa.secret())],
+        )
         .await;
     assert_device_error(&r, r.status, "invalid_client");
     // The same at the token endpoint ("a client id not in device.client_ids → invalid_client").
     let start = app.device_start("keyward-cli", None).await;
-    let r = app
-        .token(Some(&sa.basic()), &[("grant_type", DEVICE_CODE_GRANT), ("device_code", &start.device_code)])
-        .await;
+    let r =
+        app.token(Some(&sa.basic()), &[("grant_type", DEVICE_CODE_GRANT), ("device_code", &start.device_code)]).await;
     r.assert_oauth_error(401, "invalid_client");
 }
 
@@ -385,7 +394,8 @@ async fn a_person_in_two_orgs_chooses_one(db: &TestDb) {
     let page = b.get(&format!("/device?user_code={}", start.user_code)).await;
     assert_eq!(page.status, 200, "{}", page.text);
     assert_plain_page(&page, "the approval page with a choice of orgs");
-    let mut options = select_options(&page.text, "org").unwrap_or_else(|| panic!("a <select name=\"org\">: {}", page.text));
+    let mut options =
+        select_options(&page.text, "org").unwrap_or_else(|| panic!("a <select name=\"org\">: {}", page.text));
     options.sort();
     assert_eq!(options, ["acme", "beta"], "{}", page.text);
 
@@ -439,7 +449,9 @@ async fn refresh_needs_no_secret_and_rotates(db: &TestDb) {
     app.person(&org, "ada@acme.test", "member").await;
     let (_, access, refresh) = approved_tokens(&app, "ada@acme.test", "acme", "keyward-cli", None).await;
 
-    let r = app.token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "keyward-cli")]).await;
+    let r = app
+        .token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "keyward-cli")])
+        .await;
     let (access2, refresh2) = assert_tokens(&r);
     assert_ne!(access2, access);
     assert_ne!(refresh2, refresh);
@@ -448,11 +460,15 @@ async fn refresh_needs_no_secret_and_rotates(db: &TestDb) {
     assert_eq!(m.body["principal"]["email"], "ada@acme.test", "{}", m.text);
 
     // Another client cannot use it.
-    let r = app.token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh2), ("client_id", "keyward-mcp")]).await;
+    let r = app
+        .token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh2), ("client_id", "keyward-mcp")])
+        .await;
     r.assert_oauth_error(400, "invalid_grant");
 
     // The used refresh token again: reuse, the family ends.
-    let r = app.token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "keyward-cli")]).await;
+    let r = app
+        .token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "keyward-cli")])
+        .await;
     r.assert_oauth_error(400, "invalid_grant");
     assert_eq!(me(&app, &access2).await.status, 401, "the family is revoked after reuse");
 }
@@ -470,7 +486,9 @@ async fn sessions_list_and_end_a_device(db: &TestDb) {
 
     let (_, _, refresh) = approved_tokens(&app, "ada@acme.test", "acme", "keyward-cli", None).await;
     // A refresh keeps it one device.
-    let r = app.token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "keyward-cli")]).await;
+    let r = app
+        .token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "keyward-cli")])
+        .await;
     let (access, refresh) = assert_tokens(&r);
 
     let r = send(app.get("/api/v1/sessions").bearer_auth(&access)).await;
@@ -511,7 +529,9 @@ async fn sessions_list_and_end_a_device(db: &TestDb) {
     let r = send(app.delete(&format!("/api/v1/sessions/{id}")).bearer_auth(&ada_key.secret)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(me(&app, &access).await.status, 401, "the ended device's access token, at once");
-    let r = app.token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "keyward-cli")]).await;
+    let r = app
+        .token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "keyward-cli")])
+        .await;
     r.assert_oauth_error(400, "invalid_grant");
     let r = send(app.get("/api/v1/sessions").bearer_auth(&ada_key.secret)).await;
     assert_eq!(r.body["data"], json!([]), "ended devices are not listed: {}", r.text);
@@ -527,7 +547,10 @@ async fn a_decided_code_cannot_be_decided_again(db: &TestDb) {
     // Approved, not yet redeemed: no second decision.
     let csrf = b.csrf_from("/device").await;
     let r = b
-        .post_form("/device", &[("csrf", &csrf), ("user_code", &start.user_code), ("org", "acme"), ("decision", "deny")])
+        .post_form(
+            "/device",
+            &[("csrf", &csrf), ("user_code", &start.user_code), ("org", "acme"), ("decision", "deny")],
+        )
         .await;
     assert_eq!(r.status, 400, "denying an approved code: {}", r.text);
     assert!(r.text.contains("that code is not valid"), "{}", r.text);
@@ -559,7 +582,8 @@ async fn the_token_follows_the_role_now(db: &TestDb) {
     // Out of the organization: the tokens stop.
     app.store.remove_member(&org.id, &ada.user_id(), &keyward_store::Actor::cli()).await.unwrap();
     for t in [&all, &scoped] {
-        eventually("a removal reaches the device's token", PATIENCE, || async { me(&app, t).await.status == 401 }).await;
+        eventually("a removal reaches the device's token", PATIENCE, || async { me(&app, t).await.status == 401 })
+            .await;
     }
 }
 
@@ -592,7 +616,9 @@ async fn revoking_the_refresh_token_ends_the_device(db: &TestDb) {
     let r = app.oauth_form("/oauth/revoke", None, &[("token", &refresh), ("client_id", "keyward-cli")]).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(me(&app, &access).await.status, 401, "the family's access token, at once");
-    let r = app.token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "keyward-cli")]).await;
+    let r = app
+        .token(None, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "keyward-cli")])
+        .await;
     r.assert_oauth_error(400, "invalid_grant");
 }
 

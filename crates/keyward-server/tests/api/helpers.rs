@@ -97,11 +97,8 @@ pub async fn spawn_app(db: &TestDb) -> TestApp {
 pub async fn spawn_app_with(db: &TestDb, extra: &str) -> TestApp {
     // Migrate before the server does, so fixtures and server never race on it.
     let store = db.store().await;
-    let settings = Settings::from_toml(&format!(
-        "listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\n{extra}\n",
-        db.url
-    ))
-    .expect("test settings are valid");
+    let settings = Settings::from_toml(&format!("listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\n{extra}\n", db.url))
+        .expect("test settings are valid");
     let roles = settings.roles.clone();
     let secrets = settings.secrets.clone();
     let server = Server::build(settings).await.expect("the server starts");
@@ -142,20 +139,13 @@ impl TestApp {
 
     /// A new person, member of `org` with `role`.
     pub async fn member(&self, org: &Org, email: &str, role: &str) -> Member {
-        let user = self
-            .store
-            .create_user(&Email::parse(email).unwrap(), email, None)
-            .await
-            .expect("create user");
+        let user = self.store.create_user(&Email::parse(email).unwrap(), email, None).await.expect("create user");
         self.join(org, &user, role).await
     }
 
     /// An existing person joins `org` with `role`.
     pub async fn join(&self, org: &Org, user: &User, role: &str) -> Member {
-        self.store
-            .add_member(&org.id, &Principal::user(&user.id), role, &Actor::cli())
-            .await
-            .expect("add member");
+        self.store.add_member(&org.id, &Principal::user(&user.id), role, &Actor::cli()).await.expect("add member");
         Member { org: org.clone(), user: user.clone(), role: role.to_owned() }
     }
 
@@ -246,7 +236,8 @@ pub enum Via {
     Header,
 }
 
-pub const EVERY_VIA: [Via; 5] = [Via::Bearer, Via::BasicUser, Via::BasicUserWithPassword, Via::BasicApikey, Via::Header];
+pub const EVERY_VIA: [Via; 5] =
+    [Via::Bearer, Via::BasicUser, Via::BasicUserWithPassword, Via::BasicApikey, Via::Header];
 
 pub fn basic(pair: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
@@ -327,10 +318,7 @@ impl Reply {
     pub fn assert_insufficient_scope(&self) -> &Self {
         self.assert_error(403, "insufficient_scope");
         let c = self.challenges();
-        assert!(
-            c.iter().any(|c| c.starts_with("Bearer realm=\"keyward\", error=\"insufficient_scope\"")),
-            "{c:?}"
-        );
+        assert!(c.iter().any(|c| c.starts_with("Bearer realm=\"keyward\", error=\"insufficient_scope\"")), "{c:?}");
         self
     }
 
@@ -751,11 +739,8 @@ impl TestApp {
 
     /// One poll of the token endpoint with the device-code grant.
     pub async fn device_poll(&self, device_code: &str, client_id: &str) -> Reply {
-        self.token(
-            None,
-            &[("grant_type", DEVICE_CODE_GRANT), ("device_code", device_code), ("client_id", client_id)],
-        )
-        .await
+        self.token(None, &[("grant_type", DEVICE_CODE_GRANT), ("device_code", device_code), ("client_id", client_id)])
+            .await
     }
 }
 
@@ -965,9 +950,10 @@ pub fn tags(html: &str, tag: &str) -> Vec<std::collections::BTreeMap<String, Str
 
 /// The value of the first `<input name="name">` of a page.
 pub fn input_value(html: &str, name: &str) -> Option<String> {
-    tags(html, "input").into_iter().find(|a| a.get("name").is_some_and(|n| n == name)).map(|a| {
-        a.get("value").cloned().unwrap_or_default()
-    })
+    tags(html, "input")
+        .into_iter()
+        .find(|a| a.get("name").is_some_and(|n| n == name))
+        .map(|a| a.get("value").cloned().unwrap_or_default())
 }
 
 /// The option values of `<select name="name">`; `None` when the page has no such select.
@@ -988,7 +974,9 @@ pub fn select_options(html: &str, name: &str) -> Option<Vec<String>> {
                 let attrs = tags(&chunk[o_start..], "option").into_iter().next().unwrap_or_default();
                 let text_start = chunk[o_start..].find('>').map(|g| o_start + g + 1).unwrap_or(chunk.len());
                 let text_end = chunk_lower[text_start..].find('<').map(|l| text_start + l).unwrap_or(chunk.len());
-                values.push(attrs.get("value").cloned().unwrap_or_else(|| html_unescape(chunk[text_start..text_end].trim())));
+                values.push(
+                    attrs.get("value").cloned().unwrap_or_else(|| html_unescape(chunk[text_start..text_end].trim())),
+                );
                 k = text_start;
             }
             return Some(values);
@@ -1034,11 +1022,8 @@ pub fn assert_plain_page(r: &Reply, what: &str) {
         }
     }
     for (tag, attrs) in fields {
-        let id = attrs.get("id").unwrap_or_else(|| panic!("{what}: <{tag} {attrs:?}> has no id for a label: {}", r.text));
-        assert!(
-            labels.iter().any(|l| l == id),
-            "{what}: no <label for={id:?}> for <{tag} {attrs:?}>: {}",
-            r.text
-        );
+        let id =
+            attrs.get("id").unwrap_or_else(|| panic!("{what}: <{tag} {attrs:?}> has no id for a label: {}", r.text));
+        assert!(labels.iter().any(|l| l == id), "{what}: no <label for={id:?}> for <{tag} {attrs:?}>: {}", r.text);
     }
 }

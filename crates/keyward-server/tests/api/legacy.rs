@@ -36,7 +36,12 @@ async fn imported_keys_work_via_basic(db: &TestDb) {
 
     // Wrong values, some one character away from a real one: 401, and the bcrypt hash
     // is still waiting for its first real use.
-    for wrong in ["legacy-key-0123456789abcdeX", "legacy-bcrypt-0123456789abcdeX", "legacy-sha-0123456789abcde", "LEGACY-KEY-0123456789ABCDEF"] {
+    for wrong in [
+        "legacy-key-0123456789abcdeX",
+        "legacy-bcrypt-0123456789abcdeX",
+        "legacy-sha-0123456789abcde",
+        "LEGACY-KEY-0123456789ABCDEF",
+    ] {
         for authorization in basic_forms(wrong) {
             let r = send(app.get("/api/v1/me").header(AUTHORIZATION, authorization)).await;
             r.assert_invalid_token();

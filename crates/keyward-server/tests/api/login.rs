@@ -93,7 +93,9 @@ async fn the_session_cookie(db: &TestDb) {
 }
 
 async fn an_https_public_url_makes_the_cookie_secure(db: &TestDb) {
-    let app = spawn_app_with(db, &format!("usage_flush_interval = \"{FLUSH}\"\npublic_url = \"https://keys.example.test\"")).await;
+    let app =
+        spawn_app_with(db, &format!("usage_flush_interval = \"{FLUSH}\"\npublic_url = \"https://keys.example.test\""))
+            .await;
     let org = app.org("acme").await;
     app.person(&org, "ada@acme.test", "member").await;
     let mut b = app.browser();
@@ -108,13 +110,26 @@ async fn next_is_a_local_path_only(db: &TestDb) {
     let app = spawn_app(db).await;
     let org = app.org("acme").await;
     app.person(&org, "ada@acme.test", "member").await;
-    for evil in ["https://evil.example/", "http://evil.example/device", "//evil.example/", "/\\evil.example/", "javascript:alert(1)"] {
+    for evil in [
+        "https://evil.example/",
+        "http://evil.example/device",
+        "//evil.example/",
+        "/\\evil.example/",
+        "javascript:alert(1)",
+    ] {
         let mut b = app.browser();
         let page = b.get(&format!("/login?next={}", form_encode(evil))).await;
         assert_eq!(page.status, 200, "{evil}: {}", page.text);
-        assert_eq!(input_value(&page.text, "next").as_deref(), Some("/"), "{evil}: the hidden next becomes /: {}", page.text);
+        assert_eq!(
+            input_value(&page.text, "next").as_deref(),
+            Some("/"),
+            "{evil}: the hidden next becomes /: {}",
+            page.text
+        );
         let csrf = input_value(&page.text, "csrf").expect("csrf");
-        let r = b.post_form("/login", &[("csrf", &csrf), ("email", "ada@acme.test"), ("password", PASSWORD), ("next", evil)]).await;
+        let r = b
+            .post_form("/login", &[("csrf", &csrf), ("email", "ada@acme.test"), ("password", PASSWORD), ("next", evil)])
+            .await;
         assert_eq!(r.status, 303, "{evil}: {}", r.text);
         assert_eq!(redirect_target(&app, &r), "/", "{evil}: to / (Location {:?})", r.header("location"));
     }
@@ -141,7 +156,10 @@ async fn login_needs_its_csrf_field_and_cookie(db: &TestDb) {
     let mut with_csrf = vec![("csrf", csrf.as_str())];
     with_csrf.extend(creds);
     let mut no_cookie = app.browser();
-    assert_csrf_refused(&no_cookie.post_form("/login", &with_csrf).await, "POST /login with a csrf field but no cookie");
+    assert_csrf_refused(
+        &no_cookie.post_form("/login", &with_csrf).await,
+        "POST /login with a csrf field but no cookie",
+    );
     // The cookie of another browser does not fit this form either.
     let mut other = app.browser();
     other.csrf_from("/login").await;
@@ -164,15 +182,18 @@ async fn device_and_logout_need_csrf(db: &TestDb) {
     let jar = b.cookies.clone();
 
     let approve = |csrf: Option<&str>| {
-        let mut p = vec![("user_code", start.user_code.clone()), ("org", "acme".into()), ("decision", "approve".into())];
+        let mut p =
+            vec![("user_code", start.user_code.clone()), ("org", "acme".into()), ("decision", "approve".into())];
         if let Some(c) = csrf {
             p.push(("csrf", c.to_owned()));
         }
         p
     };
-    for (what, field, drop_cookie) in
-        [("without csrf", None, false), ("with a wrong csrf", Some(wrong.as_str()), false), ("without the csrf cookie", Some(csrf.as_str()), true)]
-    {
+    for (what, field, drop_cookie) in [
+        ("without csrf", None, false),
+        ("with a wrong csrf", Some(wrong.as_str()), false),
+        ("without the csrf cookie", Some(csrf.as_str()), true),
+    ] {
         b.cookies = jar.clone();
         if drop_cookie {
             b.cookies.remove("keyward_csrf");
@@ -211,10 +232,13 @@ async fn logout_ends_the_session(db: &TestDb) {
     let r = b.post_form("/logout", &[("csrf", &csrf)]).await;
     let to = redirect_target(&app, &r);
     assert!(to == "/login" || to.starts_with("/login?"), "to /login: {to}");
-    let cleared = set_cookie(&r, "keyward_session").unwrap_or_else(|| panic!("the cookie is cleared: {:?}", set_cookies(&r)));
+    let cleared =
+        set_cookie(&r, "keyward_session").unwrap_or_else(|| panic!("the cookie is cleared: {:?}", set_cookies(&r)));
     let lower = cleared.to_ascii_lowercase().replace(' ', "");
     assert!(
-        lower.starts_with("keyward_session=;") || lower.contains(";max-age=0") || lower.contains("expires=thu,01jan1970"),
+        lower.starts_with("keyward_session=;")
+            || lower.contains(";max-age=0")
+            || lower.contains("expires=thu,01jan1970"),
         "cleared: {cleared}"
     );
     assert!(b.cookie("keyward_session").is_none());
@@ -332,7 +356,10 @@ async fn pages_are_plain_html(db: &TestDb) {
     assert_eq!(bad.status, 400);
     assert_plain_page(&bad, "a wrong code");
     let done = b
-        .post_form("/device", &[("csrf", &csrf), ("user_code", &start.user_code), ("org", "acme"), ("decision", "approve")])
+        .post_form(
+            "/device",
+            &[("csrf", &csrf), ("user_code", &start.user_code), ("org", "acme"), ("decision", "approve")],
+        )
         .await;
     assert_eq!(done.status, 200, "{}", done.text);
     assert_plain_page(&done, "Approved");
@@ -380,9 +407,16 @@ async fn malformed_forms_are_4xx(db: &TestDb) {
     let huge_code = "B".repeat(100 * 1024);
     let r = b.post_form("/device", &[("csrf", &csrf), ("user_code", &huge_code)]).await;
     is_4xx(&r, "a 100 KB user code");
-    let r = b.post_form("/device", &[("csrf", &csrf), ("user_code", "BCDF-GHJK"), ("org", &"o".repeat(100 * 1024)), ("decision", "approve")]).await;
+    let r = b
+        .post_form(
+            "/device",
+            &[("csrf", &csrf), ("user_code", "BCDF-GHJK"), ("org", &"o".repeat(100 * 1024)), ("decision", "approve")],
+        )
+        .await;
     is_4xx(&r, "a 100 KB org");
-    let r = b.post_form("/device", &[("csrf", &csrf), ("user_code", "BCDF-GHJK"), ("org", "acme"), ("decision", "maybe")]).await;
+    let r = b
+        .post_form("/device", &[("csrf", &csrf), ("user_code", "BCDF-GHJK"), ("org", "acme"), ("decision", "maybe")])
+        .await;
     is_4xx(&r, "an unknown decision");
     let mut raw = format!("csrf={}&user_code=", form_encode(&csrf)).into_bytes();
     raw.extend_from_slice(&[0xff, 0xfe, 0x80]);

@@ -25,7 +25,8 @@ async fn ctx_with(app: TestApp) -> Ctx {
     let boss = app.member(&org, "boss@acme.test", "admin").await;
     let admin = app.key(&boss, None).await;
     let verifier = app.key(&boss, Some(&["keys:verify"])).await;
-    let sa = app.create_sa(&admin, json!({"name": "bot", "secret": true, "public_keys": [Signer::ec().public_pem]})).await;
+    let sa =
+        app.create_sa(&admin, json!({"name": "bot", "secret": true, "public_keys": [Signer::ec().public_pem]})).await;
     let other = app.create_sa(&admin, json!({"name": "other bot"})).await;
     Ctx { app, admin, boss, sa, other, verifier }
 }
@@ -49,7 +50,8 @@ impl Ctx {
 
     /// An access and refresh token for `sa` by the jwt-bearer grant.
     async fn token_pair(&self) -> (String, String) {
-        let jwt = Signer::ec().sign(Some(&self.sa.kid("ES256")), &assertion_claims(&self.sa.client_id, &token_endpoint()));
+        let jwt =
+            Signer::ec().sign(Some(&self.sa.kid("ES256")), &assertion_claims(&self.sa.client_id, &token_endpoint()));
         let r = self.app.token(None, &[("grant_type", JWT_BEARER_GRANT), ("assertion", &jwt)]).await;
         assert_eq!(r.status, 200, "{}", r.text);
         (r.body["access_token"].as_str().unwrap().to_owned(), r.body["refresh_token"].as_str().unwrap().to_owned())
@@ -64,7 +66,10 @@ fn assert_inactive(r: &Reply, what: &str) {
 
 async fn an_active_token_is_described(db: &TestDb) {
     let c = ctx(db).await;
-    let r = c.app.token(Some(&c.sa.basic()), &[("grant_type", "client_credentials"), ("scope", "projects:read members:read")]).await;
+    let r = c
+        .app
+        .token(Some(&c.sa.basic()), &[("grant_type", "client_credentials"), ("scope", "projects:read members:read")])
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let token = r.body["access_token"].as_str().unwrap().to_owned();
 
@@ -93,10 +98,14 @@ async fn an_active_token_is_described(db: &TestDb) {
     let (_, rt) = c.token_pair().await;
     let r = c.introspect(Some(&c.sa.basic()), &rt).await;
     assert_eq!(r.body["active"], true, "{}", r.text);
-    let r = send(c.app.post("/oauth/introspect").header(AUTHORIZATION, c.sa.basic()).json(&json!({"token": token}))).await;
+    let r =
+        send(c.app.post("/oauth/introspect").header(AUTHORIZATION, c.sa.basic()).json(&json!({"token": token}))).await;
     assert_eq!(r.body["active"], true, "a JSON body: {}", r.text);
     // With a hint.
-    let r = c.app.oauth_form("/oauth/introspect", Some(&c.sa.basic()), &[("token", &token), ("token_type_hint", "access_token")]).await;
+    let r = c
+        .app
+        .oauth_form("/oauth/introspect", Some(&c.sa.basic()), &[("token", &token), ("token_type_hint", "access_token")])
+        .await;
     assert_eq!(r.body["active"], true, "{}", r.text);
 }
 
@@ -166,7 +175,8 @@ async fn introspection_needs_an_authenticated_caller(db: &TestDb) {
     let r = c.introspect(Some(&format!("Bearer {}", plain.secret)), &token).await;
     assert!(r.status == 401 || r.status == 403, "a key without keys:verify: {}", r.text);
     assert!(r.body.get("active").is_none(), "{}", r.text);
-    let r = c.introspect(Some(&format!("Bearer {}", c.app.sa_token(&c.other, Some("projects:read")).await)), &token).await;
+    let r =
+        c.introspect(Some(&format!("Bearer {}", c.app.sa_token(&c.other, Some("projects:read")).await)), &token).await;
     assert!(r.status == 401 || r.status == 403, "an access token without keys:verify: {}", r.text);
     assert!(r.body.get("active").is_none(), "{}", r.text);
 }
@@ -224,7 +234,12 @@ async fn revocation(db: &TestDb) {
         .oauth_form(
             "/oauth/revoke",
             None,
-            &[("token", &t2), ("token_type_hint", "access_token"), ("client_id", &c.sa.client_id), ("client_secret", c.sa.secret())],
+            &[
+                ("token", &t2),
+                ("token_type_hint", "access_token"),
+                ("client_id", &c.sa.client_id),
+                ("client_secret", c.sa.secret()),
+            ],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -244,7 +259,8 @@ async fn revocation(db: &TestDb) {
     let (_, rt) = c.token_pair().await;
     let r = c.app.token(Some(&c.sa.basic()), &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let (a2, rt2) = (r.body["access_token"].as_str().unwrap().to_owned(), r.body["refresh_token"].as_str().unwrap().to_owned());
+    let (a2, rt2) =
+        (r.body["access_token"].as_str().unwrap().to_owned(), r.body["refresh_token"].as_str().unwrap().to_owned());
     assert_eq!(c.revoke(Some(&c.sa.basic()), &rt2).await.status, 200);
     assert_eq!(c.app.me_status(&a2, Via::Bearer).await, 401);
     // Another client revoking this client's refresh token does nothing.
@@ -272,8 +288,17 @@ async fn bad_input_on_introspect_and_revoke(db: &TestDb) {
                 rb = rb.header("content-type", ct);
             }
             let r = send(rb).await;
-            assert!((400..500).contains(&r.status), "{path}: {what}: {} {}", r.status, &r.text[..r.text.len().min(300)]);
-            assert!(r.body["error"].is_string() && r.body["error_description"].is_string(), "{path}: {what}: {}", r.text);
+            assert!(
+                (400..500).contains(&r.status),
+                "{path}: {what}: {} {}",
+                r.status,
+                &r.text[..r.text.len().min(300)]
+            );
+            assert!(
+                r.body["error"].is_string() && r.body["error_description"].is_string(),
+                "{path}: {what}: {}",
+                r.text
+            );
         }
     }
 }
@@ -288,7 +313,9 @@ async fn authorization_server_metadata(db: &TestDb) {
     assert_eq!(m["token_endpoint"], format!("{PUBLIC_URL}/oauth/token"));
     assert_eq!(m["introspection_endpoint"], format!("{PUBLIC_URL}/oauth/introspect"));
     assert_eq!(m["revocation_endpoint"], format!("{PUBLIC_URL}/oauth/revoke"));
-    let list = |f: &str| -> Vec<String> { m[f].as_array().map(|_| strings(&m[f])).unwrap_or_else(|| panic!("{f} is a list: {m}")) };
+    let list = |f: &str| -> Vec<String> {
+        m[f].as_array().map(|_| strings(&m[f])).unwrap_or_else(|| panic!("{f} is a list: {m}"))
+    };
     let grants = list("grant_types_supported");
     for g in ["client_credentials", "refresh_token", JWT_BEARER_GRANT] {
         assert!(grants.contains(&g.to_owned()), "{g} in {grants:?}");
@@ -313,7 +340,11 @@ async fn authorization_server_metadata(db: &TestDb) {
 
     // A custom public_url is reflected.
     let db2 = if db.url.starts_with("sqlite") { TestDb::sqlite() } else { TestDb::postgres().await.unwrap() };
-    let app = spawn_app_with(&db2, &format!("usage_flush_interval = \"{FLUSH}\"\npublic_url = \"https://keys.example.com/\"")).await;
+    let app = spawn_app_with(
+        &db2,
+        &format!("usage_flush_interval = \"{FLUSH}\"\npublic_url = \"https://keys.example.com/\""),
+    )
+    .await;
     let r = send(app.get("/.well-known/oauth-authorization-server")).await;
     assert_eq!(r.body["issuer"], "https://keys.example.com", "{}", r.text);
     assert_eq!(r.body["token_endpoint"], "https://keys.example.com/oauth/token");

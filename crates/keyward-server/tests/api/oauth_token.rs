@@ -11,17 +11,12 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const MEMBER: &[&str] = &[
-    "api_keys:read",
-    "api_keys:write",
-    "members:read",
-    "projects:read",
-    "projects:write",
-    "service_accounts:read",
-];
+const MEMBER: &[&str] =
+    &["api_keys:read", "api_keys:write", "members:read", "projects:read", "projects:write", "service_accounts:read"];
 
 fn sorted_scope(s: &Value) -> Vec<String> {
-    let mut v: Vec<String> = s.as_str().unwrap_or_else(|| panic!("scope is text: {s}")).split(' ').map(str::to_owned).collect();
+    let mut v: Vec<String> =
+        s.as_str().unwrap_or_else(|| panic!("scope is text: {s}")).split(' ').map(str::to_owned).collect();
     v.sort();
     v
 }
@@ -112,20 +107,26 @@ async fn client_credentials_with_post_and_json(db: &TestDb) {
     let app = spawn_app(db).await;
     let (_, sa) = setup(&app).await;
     let r = app
-        .token(None, &[("grant_type", "client_credentials"), ("client_id", &sa.client_id), ("client_secret", sa.secret())])
+        .token(
+            None,
+            &[("grant_type", "client_credentials"), ("client_id", &sa.client_id), ("client_secret", sa.secret())],
+        )
         .await;
     let (access, _) = assert_token_reply(&r, false);
     assert_eq!(me(&app, &access).await.body["principal"]["id"], sa.id);
 
     // JSON bodies are accepted too.
-    let r = send(
-        app.post("/oauth/token")
-            .json(&json!({"grant_type": "client_credentials", "client_id": sa.client_id, "client_secret": sa.secret()})),
-    )
-    .await;
+    let r =
+        send(app.post("/oauth/token").json(
+            &json!({"grant_type": "client_credentials", "client_id": sa.client_id, "client_secret": sa.secret()}),
+        ))
+        .await;
     let (access, _) = assert_token_reply(&r, false);
     assert_eq!(app.me_status(&access, Via::Bearer).await, 200);
-    let r = send(app.post("/oauth/token").header(AUTHORIZATION, sa.basic()).json(&json!({"grant_type": "client_credentials"}))).await;
+    let r = send(
+        app.post("/oauth/token").header(AUTHORIZATION, sa.basic()).json(&json!({"grant_type": "client_credentials"})),
+    )
+    .await;
     assert_token_reply(&r, false);
 }
 
@@ -170,11 +171,15 @@ async fn scope_narrows_the_token(db: &TestDb) {
     assert_eq!(c.status, 200, "{}", c.text);
     send(app.get("/auth/check?permission=projects:write").bearer_auth(&access)).await.assert_insufficient_scope();
 
-    let r = app.token(Some(&sa.basic()), &[("grant_type", "client_credentials"), ("scope", "projects:read members:read")]).await;
+    let r = app
+        .token(Some(&sa.basic()), &[("grant_type", "client_credentials"), ("scope", "projects:read members:read")])
+        .await;
     assert_token_reply(&r, false);
     assert_eq!(sorted_scope(&r.body["scope"]), ["members:read", "projects:read"]);
 
-    for scope in ["projects:read audit:read", "audit:read", "*", "keys:verify", "service_accounts:write", "rockets:launch"] {
+    for scope in
+        ["projects:read audit:read", "audit:read", "*", "keys:verify", "service_accounts:write", "rockets:launch"]
+    {
         let r = app.token(Some(&sa.basic()), &[("grant_type", "client_credentials"), ("scope", scope)]).await;
         r.assert_oauth_error(400, "invalid_scope");
     }
@@ -248,7 +253,9 @@ async fn refresh_rotates_and_reuse_revokes_the_family(db: &TestDb) {
     app.token(Some(&sa.basic()), &[("grant_type", "refresh_token"), ("refresh_token", &rt3)])
         .await
         .assert_oauth_error(400, "invalid_grant");
-    for (what, t) in [("newest access token", &access3), ("earlier access token", &access2), ("first access token", &access1)] {
+    for (what, t) in
+        [("newest access token", &access3), ("earlier access token", &access2), ("first access token", &access1)]
+    {
         let r = me(&app, t).await;
         assert_eq!(r.status, 401, "{what} after reuse: {}", r.text);
         r.assert_invalid_token();
@@ -302,14 +309,17 @@ async fn wrong_client_credentials_are_invalid_client(db: &TestDb) {
         ("an unknown client", "nobody".to_owned(), sa.secret().to_owned()),
         ("an empty secret", sa.client_id.clone(), String::new()),
     ] {
-        let r = app.token(None, &[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)]).await;
+        let r = app
+            .token(None, &[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)])
+            .await;
         assert_eq!(r.status, 401, "{what}: {}", r.text);
         r.assert_oauth_error(401, "invalid_client");
     }
     // No client authentication at all.
     let r = app.token(None, &[("grant_type", "client_credentials")]).await;
     assert!(
-        (r.status == 401 && r.body["error"] == "invalid_client") || (r.status == 400 && r.body["error"] == "invalid_request"),
+        (r.status == 401 && r.body["error"] == "invalid_client")
+            || (r.status == 400 && r.body["error"] == "invalid_request"),
         "no client authentication: {} {}",
         r.status,
         r.text
@@ -327,23 +337,35 @@ async fn two_client_authentications_are_invalid_request(db: &TestDb) {
     let a = jwt();
     let b = jwt();
     let cases: Vec<(&str, Option<String>, Vec<(&str, String)>)> = vec![
-        ("Basic + client_secret", Some(sa.basic()), vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_id", sa.client_id.clone()),
-            ("client_secret", sa.secret().into()),
-        ]),
-        ("Basic + client_assertion", Some(sa.basic()), vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_assertion_type", JWT_BEARER_ASSERTION.into()),
-            ("client_assertion", a),
-        ]),
-        ("client_secret + client_assertion", None, vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_id", sa.client_id.clone()),
-            ("client_secret", sa.secret().into()),
-            ("client_assertion_type", JWT_BEARER_ASSERTION.into()),
-            ("client_assertion", b),
-        ]),
+        (
+            "Basic + client_secret",
+            Some(sa.basic()),
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_id", sa.client_id.clone()),
+                ("client_secret", sa.secret().into()),
+            ],
+        ),
+        (
+            "Basic + client_assertion",
+            Some(sa.basic()),
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_assertion_type", JWT_BEARER_ASSERTION.into()),
+                ("client_assertion", a),
+            ],
+        ),
+        (
+            "client_secret + client_assertion",
+            None,
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_id", sa.client_id.clone()),
+                ("client_secret", sa.secret().into()),
+                ("client_assertion_type", JWT_BEARER_ASSERTION.into()),
+                ("client_assertion", b),
+            ],
+        ),
     ];
     for (what, auth, pairs) in cases {
         let r = token_owned(&app, auth.as_deref(), &pairs).await;
@@ -358,7 +380,12 @@ async fn grant_type_errors(db: &TestDb) {
     for grant in ["password", "authorization_code", "implicit", "CLIENT_CREDENTIALS", "urn:example:nope", ""] {
         let r = app.token(Some(&sa.basic()), &[("grant_type", grant)]).await;
         if grant.is_empty() {
-            assert!(r.status == 400 && ["invalid_request", "unsupported_grant_type"].contains(&r.body["error"].as_str().unwrap_or("")), "{}", r.text);
+            assert!(
+                r.status == 400
+                    && ["invalid_request", "unsupported_grant_type"].contains(&r.body["error"].as_str().unwrap_or("")),
+                "{}",
+                r.text
+            );
             r.assert_no_store();
             continue;
         }
@@ -395,7 +422,8 @@ async fn bad_assertions_are_refused(db: &TestDb) {
     let hs256 = |claims: &Value| {
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         h.kid = Some(ec_kid.clone());
-        jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_secret(sa.secret().as_bytes()).unwrap()).unwrap()
+        jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_secret(sa.secret().as_bytes()).unwrap())
+            .unwrap()
     };
     let tamper = |jwt: String| {
         // Flip a character in the middle of the signature.
@@ -412,31 +440,86 @@ async fn bad_assertions_are_refused(db: &TestDb) {
         ("alg none", Box::new(|| unsigned_jwt(&good()))),
         ("alg none with a signature", Box::new(none_with_sig)),
         ("HS256 with the client secret", Box::new(|| hs256(&good()))),
-        ("a wrong aud", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| c["aud"] = json!("https://elsewhere.example/oauth/token"))))),
-        ("the real address as aud", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| c["aud"] = json!(format!("{}/oauth/token", app.base)))))),
-        ("no aud", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| { c.as_object_mut().unwrap().remove("aud"); })))),
+        (
+            "a wrong aud",
+            Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| c["aud"] = json!("https://elsewhere.example/oauth/token")))),
+        ),
+        (
+            "the real address as aud",
+            Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| c["aud"] = json!(format!("{}/oauth/token", app.base))))),
+        ),
+        (
+            "no aud",
+            Box::new(|| {
+                ec.sign(
+                    Some(&ec_kid),
+                    &with(&|c| {
+                        c.as_object_mut().unwrap().remove("aud");
+                    }),
+                )
+            }),
+        ),
         ("an expired exp", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| c["exp"] = json!(now - 120))))),
         ("exp ten minutes ahead", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| c["exp"] = json!(now + 600))))),
         ("exp a day ahead", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| c["exp"] = json!(now + 86_400))))),
-        ("no exp", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| { c.as_object_mut().unwrap().remove("exp"); })))),
+        (
+            "no exp",
+            Box::new(|| {
+                ec.sign(
+                    Some(&ec_kid),
+                    &with(&|c| {
+                        c.as_object_mut().unwrap().remove("exp");
+                    }),
+                )
+            }),
+        ),
         ("exp as text", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| c["exp"] = json!("soon"))))),
-        ("no jti", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| { c.as_object_mut().unwrap().remove("jti"); })))),
+        (
+            "no jti",
+            Box::new(|| {
+                ec.sign(
+                    Some(&ec_kid),
+                    &with(&|c| {
+                        c.as_object_mut().unwrap().remove("jti");
+                    }),
+                )
+            }),
+        ),
         ("an empty jti", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| c["jti"] = json!(""))))),
         ("signed by a different key", Box::new(|| Signer::other_ec().sign(Some(&ec_kid), &good()))),
-        ("signed by a different Ed25519 key", Box::new(|| Signer::other_ed25519().sign(Some(&sa.kid("EdDSA")), &good()))),
+        (
+            "signed by a different Ed25519 key",
+            Box::new(|| Signer::other_ed25519().sign(Some(&sa.kid("EdDSA")), &good())),
+        ),
         ("a tampered signature", Box::new(|| tamper(ec.sign(Some(&ec_kid), &good())))),
-        ("tampered claims", Box::new(|| {
-            let jwt = ec.sign(Some(&ec_kid), &good());
-            let parts: Vec<&str> = jwt.split('.').collect();
-            let claims = with(&|c| c["sub"] = json!("someone-else"));
-            format!("{}.{}.{}", parts[0], b64url(claims.to_string().as_bytes()), parts[2])
-        })),
+        (
+            "tampered claims",
+            Box::new(|| {
+                let jwt = ec.sign(Some(&ec_kid), &good());
+                let parts: Vec<&str> = jwt.split('.').collect();
+                let claims = with(&|c| c["sub"] = json!("someone-else"));
+                format!("{}.{}.{}", parts[0], b64url(claims.to_string().as_bytes()), parts[2])
+            }),
+        ),
         ("an unknown kid", Box::new(|| ec.sign(Some("no-such-kid"), &good()))),
         ("the RSA key's kid on an ES256 signature", Box::new(|| ec.sign(Some(&rsa_kid), &good()))),
-        ("RS256 signed with the RSA key under the EC key's kid", Box::new(|| Signer::rsa().sign(Some(&ec_kid), &good()))),
+        (
+            "RS256 signed with the RSA key under the EC key's kid",
+            Box::new(|| Signer::rsa().sign(Some(&ec_kid), &good())),
+        ),
         ("iss differs from sub", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| c["iss"] = json!("someone-else"))))),
         ("sub differs from iss", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| c["sub"] = json!("someone-else"))))),
-        ("no iss", Box::new(|| ec.sign(Some(&ec_kid), &with(&|c| { c.as_object_mut().unwrap().remove("iss"); })))),
+        (
+            "no iss",
+            Box::new(|| {
+                ec.sign(
+                    Some(&ec_kid),
+                    &with(&|c| {
+                        c.as_object_mut().unwrap().remove("iss");
+                    }),
+                )
+            }),
+        ),
         ("an unknown client", Box::new(|| ec.sign(Some(&ec_kid), &assertion_claims("nobody", &token_endpoint())))),
     ];
 
@@ -454,11 +537,16 @@ async fn bad_assertions_are_refused(db: &TestDb) {
     let r = app
         .token(
             None,
-            &[("grant_type", "client_credentials"), ("client_assertion_type", "urn:example:nope"), ("client_assertion", &jwt)],
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", "urn:example:nope"),
+                ("client_assertion", &jwt),
+            ],
         )
         .await;
     assert!(
-        (r.status == 401 && r.body["error"] == "invalid_client") || (r.status == 400 && r.body["error"] == "invalid_request"),
+        (r.status == 401 && r.body["error"] == "invalid_client")
+            || (r.status == 400 && r.body["error"] == "invalid_request"),
         "{}",
         r.text
     );
@@ -478,7 +566,9 @@ async fn bad_assertions_are_refused(db: &TestDb) {
     // The same jti in a newly signed assertion too.
     let mut again = good();
     again["jti"] = claims["jti"].clone();
-    token_owned(&app, None, &cc_assertion(&ec.sign(Some(&ec_kid), &again))).await.assert_oauth_error(401, "invalid_client");
+    token_owned(&app, None, &cc_assertion(&ec.sign(Some(&ec_kid), &again)))
+        .await
+        .assert_oauth_error(401, "invalid_client");
     let jwt = ec.sign(Some(&ec_kid), &good());
     assert_token_reply(&jwt_grant(&app, &jwt).await, true);
     jwt_grant(&app, &jwt).await.assert_oauth_error(400, "invalid_grant");
@@ -503,7 +593,14 @@ async fn credentials_the_account_does_not_have(db: &TestDb) {
     let jwt = ec.sign(None, &assertion_claims(&secret_only.client_id, &token_endpoint()));
     jwt_grant(&app, &jwt).await.assert_oauth_error(400, "invalid_grant");
     let r = app
-        .token(None, &[("grant_type", "client_credentials"), ("client_id", &keys_only.client_id), ("client_secret", secret_only.secret())])
+        .token(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &keys_only.client_id),
+                ("client_secret", secret_only.secret()),
+            ],
+        )
         .await;
     r.assert_oauth_error(401, "invalid_client");
     // The keys-only account with its key.
@@ -526,7 +623,9 @@ async fn imported_secrets_with_special_characters(db: &TestDb) {
                 name: "legacy".into(),
                 role: "member".into(),
                 client_id: Some("legacy-client".into()),
-                secret: Some(keyward_store::NewClientSecret::Bcrypt(keyward_core::legacy::BcryptHash::parse(&hash).unwrap())),
+                secret: Some(keyward_store::NewClientSecret::Bcrypt(
+                    keyward_core::legacy::BcryptHash::parse(&hash).unwrap(),
+                )),
                 public_keys: vec![],
             },
             &Actor::cli(),
@@ -547,7 +646,12 @@ async fn imported_secrets_with_special_characters(db: &TestDb) {
         .await;
     assert_token_reply(&r, false);
     // A near miss is still wrong.
-    let r = app.token(Some(&basic(&format!("legacy-client:{}", form_encode("s3cr+t%:y")))), &[("grant_type", "client_credentials")]).await;
+    let r = app
+        .token(
+            Some(&basic(&format!("legacy-client:{}", form_encode("s3cr+t%:y")))),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
     r.assert_oauth_error(401, "invalid_client");
     let r = app.token(Some(&basic("legacy-client:s3cr t%25:x")), &[("grant_type", "client_credentials")]).await;
     assert_eq!(r.status, 401, "`+` decodes to a space, so a raw space is a different secret: {}", r.text);
@@ -560,7 +664,11 @@ async fn bad_input_is_a_4xx_json_error(db: &TestDb) {
     #[track_caller]
     fn json_4xx(r: &Reply, what: &str) {
         assert!((400..500).contains(&r.status), "{what}: {} {}", r.status, &r.text[..r.text.len().min(300)]);
-        assert!(r.body["error"].is_string() && r.body["error_description"].is_string(), "{what}: {}", &r.text[..r.text.len().min(300)]);
+        assert!(
+            r.body["error"].is_string() && r.body["error_description"].is_string(),
+            "{what}: {}",
+            &r.text[..r.text.len().min(300)]
+        );
         r.assert_no_store();
     }
     let form = "application/x-www-form-urlencoded";
@@ -574,7 +682,11 @@ async fn bad_input_is_a_4xx_json_error(db: &TestDb) {
         ("JSON with a number", Some("application/json"), r#"{"grant_type": 5}"#.to_owned()),
         ("a JSON list", Some("application/json"), r#"["client_credentials"]"#.to_owned()),
         ("grant_type twice", Some(form), "grant_type=client_credentials&grant_type=client_credentials".to_owned()),
-        ("grant_type twice, different", Some(form), "grant_type=client_credentials&grant_type=refresh_token".to_owned()),
+        (
+            "grant_type twice, different",
+            Some(form),
+            "grant_type=client_credentials&grant_type=refresh_token".to_owned(),
+        ),
         ("scope twice", Some(form), "grant_type=client_credentials&scope=projects:read&scope=projects:read".to_owned()),
         ("bad percent-encoding", Some(form), "grant_type=client_%ZZcredentials".to_owned()),
         ("non-UTF-8", Some(form), "grant_type=client_credentials&scope=%FF%FE".to_owned()),
@@ -620,7 +732,10 @@ async fn bad_input_is_a_4xx_json_error(db: &TestDb) {
         let r = app.token(Some(auth), &[("grant_type", "client_credentials")]).await;
         json_4xx(&r, auth);
     }
-    let r = send(app.post("/oauth/token").header(AUTHORIZATION, non_utf8(b"Basic ")).header(CONTENT_TYPE, form).body(valid)).await;
+    let r = send(
+        app.post("/oauth/token").header(AUTHORIZATION, non_utf8(b"Basic ")).header(CONTENT_TYPE, form).body(valid),
+    )
+    .await;
     json_4xx(&r, "non-UTF-8 Basic");
     // GET is not the token endpoint's method.
     let r = send(app.get("/oauth/token")).await;
@@ -637,7 +752,9 @@ async fn errors_are_not_cached_and_echo_no_secret(db: &TestDb) {
     let r = app.token(Some(&client_basic(&sa.client_id, &wrong)), &[("grant_type", "client_credentials")]).await;
     r.assert_oauth_error(401, "invalid_client");
     assert!(!r.text.contains(&wrong) && !r.text.contains(sa.secret()), "{}", r.text);
-    let r = app.token(None, &[("grant_type", "client_credentials"), ("client_id", &sa.client_id), ("client_secret", &wrong)]).await;
+    let r = app
+        .token(None, &[("grant_type", "client_credentials"), ("client_id", &sa.client_id), ("client_secret", &wrong)])
+        .await;
     assert!(!r.text.contains(&wrong), "{}", r.text);
     r.assert_no_store();
     let r = app.token(Some(&sa.basic()), &[("grant_type", "nope")]).await;

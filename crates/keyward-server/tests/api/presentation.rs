@@ -31,7 +31,9 @@ async fn every_presentation_is_accepted(db: &TestDb) {
     // part of it.
     let r = send(app.get("/api/v1/me").header(AUTHORIZATION, format!("bearer  {} ", key.secret))).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = send(app.get("/api/v1/me").header(AUTHORIZATION, basic(&format!("{}:", key.secret)).replace("Basic", "BASIC"))).await;
+    let r =
+        send(app.get("/api/v1/me").header(AUTHORIZATION, basic(&format!("{}:", key.secret)).replace("Basic", "BASIC")))
+            .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -112,10 +114,15 @@ async fn unreadable_credentials_are_invalid_tokens(db: &TestDb) {
         ("Basic without a colon", basic("kw_nocolon").parse().unwrap()),
         ("Basic apikey without a key", basic("apikey:").parse().unwrap()),
         ("Basic with an empty user", basic(":secret").parse().unwrap()),
-        ("Basic of non-UTF-8 bytes", format!("Basic {}", {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe, b':', 0x80])
-        }).parse().unwrap()),
+        (
+            "Basic of non-UTF-8 bytes",
+            format!("Basic {}", {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe, b':', 0x80])
+            })
+            .parse()
+            .unwrap(),
+        ),
         ("non-UTF-8 bytes", non_utf8(b"Bearer kw_")),
         ("only non-UTF-8 bytes", non_utf8(b"")),
         ("a very long header", format!("Bearer {}", "k".repeat(10_000)).parse().unwrap()),
@@ -168,7 +175,8 @@ async fn a_wrong_authorization_never_falls_through(db: &TestDb) {
 /// The API-key header's name is configuration (`api_key_header`); the default name
 /// then carries nothing.
 async fn the_api_key_header_is_configurable(db: &TestDb) {
-    let app = spawn_app_with(db, &format!("usage_flush_interval = \"{FLUSH}\"\napi_key_header = \"X-Acme-Token\"")).await;
+    let app =
+        spawn_app_with(db, &format!("usage_flush_interval = \"{FLUSH}\"\napi_key_header = \"X-Acme-Token\"")).await;
     let org = app.org("acme").await;
     let ada = app.member(&org, "ada@acme.test", "member").await;
     let key = app.key(&ada, None).await;

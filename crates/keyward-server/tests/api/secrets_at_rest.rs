@@ -40,11 +40,8 @@ fn capture_logs() {
         let filter = tracing_subscriber::EnvFilter::new(
             "info,keyward_server=debug,keyward_store=debug,keyward_core=debug,tower_http=debug,sqlx=debug",
         );
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .with_writer(|| Capture)
-            .finish();
+        let subscriber =
+            tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(|| Capture).finish();
         tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
     });
 }
@@ -100,12 +97,20 @@ async fn no_plain_key_in_the_database_or_the_log(db: &TestDb) {
         }
     }
     // A secret pasted into the wrong field is not echoed in the error either.
-    let r = send(app.post("/api/v1/api-keys").bearer_auth(&manager.secret).json(&json!({"name": "x", "permissions": first}))).await;
+    let r = send(
+        app.post("/api/v1/api-keys").bearer_auth(&manager.secret).json(&json!({"name": "x", "permissions": first})),
+    )
+    .await;
     assert_eq!(r.status, 422);
     assert_absent(r.text.as_bytes(), &first, "an error body");
 
     // Rolled with a grace period, then without.
-    let r = send(app.post(&format!("/api/v1/api-keys/{id}/roll")).bearer_auth(&manager.secret).json(&json!({"grace_seconds": 60}))).await;
+    let r = send(
+        app.post(&format!("/api/v1/api-keys/{id}/roll"))
+            .bearer_auth(&manager.secret)
+            .json(&json!({"grace_seconds": 60})),
+    )
+    .await;
     assert_eq!(r.status, 200);
     let second = r.body["key"].as_str().unwrap().to_owned();
     secrets.push(second.clone());
@@ -154,7 +159,11 @@ async fn no_plain_key_in_the_database_or_the_log(db: &TestDb) {
     }
     eventually("the failed authentication is written", PATIENCE, || async {
         let r = send(app.get("/api/v1/audit-events?limit=200").bearer_auth(&auditor.secret)).await;
-        r.body["data"].as_array().unwrap().iter().any(|e| e["action"] == "auth.failed" && e["target"]["id"] == id.as_str())
+        r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "auth.failed" && e["target"]["id"] == id.as_str())
     })
     .await;
     // Everything in memory is written: usage, events.
@@ -168,7 +177,8 @@ async fn no_plain_key_in_the_database_or_the_log(db: &TestDb) {
     assert!(dump.len() > 1000, "the dump holds the database");
     let prefix_of_first = &first[..12];
     assert!(
-        dump.windows(12).any(|w| w == prefix_of_first.as_bytes()) || dump.windows(12).any(|w| w == third[..12].as_bytes()),
+        dump.windows(12).any(|w| w == prefix_of_first.as_bytes())
+            || dump.windows(12).any(|w| w == third[..12].as_bytes()),
         "display prefixes are stored in clear, so the dump is readable"
     );
     for s in &secrets {
@@ -196,7 +206,10 @@ async fn no_plain_client_secret_or_token_in_the_database_or_the_log(db: &TestDb)
     let admin = app.key(&boss, None).await;
     let mut secrets: Vec<String> = vec![admin.secret.clone()];
 
-    let r = send(app.post("/api/v1/service-accounts").bearer_auth(&admin.secret).json(&json!({"name": "ci", "role": "admin"}))).await;
+    let r = send(
+        app.post("/api/v1/service-accounts").bearer_auth(&admin.secret).json(&json!({"name": "ci", "role": "admin"})),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let client_id = r.body["client_id"].as_str().unwrap().to_owned();
     let account = r.body["id"].as_str().unwrap().to_owned();
@@ -204,7 +217,8 @@ async fn no_plain_client_secret_or_token_in_the_database_or_the_log(db: &TestDb)
     secrets.push(first.clone());
     let r = send(app.get("/api/v1/me").header(AUTHORIZATION, basic(&format!("{client_id}:{first}")))).await;
     assert_eq!(r.status, 200);
-    let r = send(app.get("/api/v1/me").header(AUTHORIZATION, basic(&format!("{client_id}:{}", mistyped(&first))))).await;
+    let r =
+        send(app.get("/api/v1/me").header(AUTHORIZATION, basic(&format!("{client_id}:{}", mistyped(&first))))).await;
     assert_eq!(r.status, 401);
 
     // Tokens: issued by Basic and by post, used, introspected, revoked.
@@ -219,7 +233,11 @@ async fn no_plain_client_secret_or_token_in_the_database_or_the_log(db: &TestDb)
     assert_eq!(r.status, 200, "{}", r.text);
     let access = r.body["access_token"].as_str().unwrap().to_owned();
     let r = token(
-        vec![("grant_type", "client_credentials".into()), ("client_id", client_id.clone()), ("client_secret", first.clone())],
+        vec![
+            ("grant_type", "client_credentials".into()),
+            ("client_id", client_id.clone()),
+            ("client_secret", first.clone()),
+        ],
         false,
     )
     .await;
@@ -227,10 +245,20 @@ async fn no_plain_client_secret_or_token_in_the_database_or_the_log(db: &TestDb)
     let second_access = r.body["access_token"].as_str().unwrap().to_owned();
     secrets.extend([access.clone(), second_access.clone()]);
     assert_eq!(app.me_status(&access, Via::Bearer).await, 200);
-    let r = send(app.post("/oauth/introspect").header(AUTHORIZATION, basic(&format!("{client_id}:{first}"))).form(&[("token", &access)])).await;
+    let r = send(
+        app.post("/oauth/introspect")
+            .header(AUTHORIZATION, basic(&format!("{client_id}:{first}")))
+            .form(&[("token", &access)]),
+    )
+    .await;
     assert_eq!(r.body["active"], true);
     assert_absent(r.text.as_bytes(), &access, "an introspection answer");
-    let r = send(app.post("/oauth/revoke").header(AUTHORIZATION, basic(&format!("{client_id}:{first}"))).form(&[("token", &access)])).await;
+    let r = send(
+        app.post("/oauth/revoke")
+            .header(AUTHORIZATION, basic(&format!("{client_id}:{first}")))
+            .form(&[("token", &access)]),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(app.me_status(&access, Via::Bearer).await, 401);
 
@@ -258,7 +286,12 @@ async fn no_plain_client_secret_or_token_in_the_database_or_the_log(db: &TestDb)
     secrets.push(LEGACY_CLIENT_SECRET.to_owned());
     let encoded: String = url::form_urlencoded::byte_serialize(LEGACY_CLIENT_SECRET.as_bytes()).collect();
     for _ in 0..2 {
-        let r = send(app.post("/oauth/token").header(AUTHORIZATION, basic(&format!("legacy-client:{encoded}"))).form(&[("grant_type", "client_credentials")])).await;
+        let r = send(
+            app.post("/oauth/token")
+                .header(AUTHORIZATION, basic(&format!("legacy-client:{encoded}")))
+                .form(&[("grant_type", "client_credentials")]),
+        )
+        .await;
         assert_eq!(r.status, 200, "{}", r.text);
         secrets.push(r.body["access_token"].as_str().unwrap().to_owned());
     }

@@ -11,14 +11,8 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 /// The default `member` role's permissions, sorted.
-const MEMBER: &[&str] = &[
-    "api_keys:read",
-    "api_keys:write",
-    "members:read",
-    "projects:read",
-    "projects:write",
-    "service_accounts:read",
-];
+const MEMBER: &[&str] =
+    &["api_keys:read", "api_keys:write", "members:read", "projects:read", "projects:write", "service_accounts:read"];
 
 fn sorted(v: &Value) -> Vec<String> {
     let mut s = strings(v);
@@ -150,7 +144,9 @@ async fn created_with_public_keys(db: &TestDb) {
     assert_eq!(kids.len(), 3, "distinct kids: {}", r.text);
 
     // Keys and a secret when asked for.
-    let r = app.create_sa_reply(&admin, &json!({"name": "both", "public_keys": [Signer::ec().public_pem], "secret": true})).await;
+    let r = app
+        .create_sa_reply(&admin, &json!({"name": "both", "public_keys": [Signer::ec().public_pem], "secret": true}))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let secret = r.body["client_secret"].as_str().expect("secret: true makes one");
     assert!(secret.starts_with("kwsa_"));
@@ -171,7 +167,8 @@ async fn creating_needs_service_accounts_write(db: &TestDb) {
     let vic = app.member(&org, "vic@acme.test", "viewer").await;
     let member_key = app.key(&ada, None).await;
     let viewer_key = app.key(&vic, None).await;
-    let narrow_admin = app.key(&app.member(&org, "boss@acme.test", "admin").await, Some(&["service_accounts:read"])).await;
+    let narrow_admin =
+        app.key(&app.member(&org, "boss@acme.test", "admin").await, Some(&["service_accounts:read"])).await;
     for (who, key) in [("a member", &member_key), ("a viewer", &viewer_key), ("a read-only admin key", &narrow_admin)] {
         let r = app.create_sa_reply(key, &json!({"name": "nope"})).await;
         assert_eq!(r.status, 403, "{who}: {}", r.text);
@@ -321,7 +318,9 @@ async fn deleting_stops_everything_at_once(db: &TestDb) {
     me(&app, &sa.basic()).await.assert_invalid_token();
     send(app.get("/api/v1/me").bearer_auth(&token)).await.assert_invalid_token();
     send(app.get("/api/v1/me").bearer_auth(&key)).await.assert_invalid_token();
-    app.token(Some(&sa.basic()), &[("grant_type", "client_credentials")]).await.assert_oauth_error(401, "invalid_client");
+    app.token(Some(&sa.basic()), &[("grant_type", "client_credentials")])
+        .await
+        .assert_oauth_error(401, "invalid_client");
 
     // Gone from the lists; again → 404; the other account is untouched.
     let ids: Vec<Value> = list(&app, &admin).await.iter().map(|a| a["id"].clone()).collect();
@@ -357,7 +356,9 @@ async fn rotating_the_secret(db: &TestDb) {
     assert!(second.starts_with("kwsa_") && second != sa.secret());
     assert_eq!(r.body["secrets"].as_array().unwrap().len(), 1, "the old secret is gone: {}", r.text);
     me(&app, &sa.basic()).await.assert_invalid_token();
-    app.token(Some(&sa.basic()), &[("grant_type", "client_credentials")]).await.assert_oauth_error(401, "invalid_client");
+    app.token(Some(&sa.basic()), &[("grant_type", "client_credentials")])
+        .await
+        .assert_oauth_error(401, "invalid_client");
     assert_eq!(app.me_status_auth(&client_basic(&sa.client_id, &second)).await, 200);
 
     // Grace 0 explicitly: the same.
@@ -391,7 +392,9 @@ async fn rotating_the_secret(db: &TestDb) {
     }
 
     // Bad bodies.
-    for body in [json!({"grace_seconds": -1}), json!({"grace_seconds": "soon"}), json!({"grace_seconds": 1.5}), json!({"x": 1})] {
+    for body in
+        [json!({"grace_seconds": -1}), json!({"grace_seconds": "soon"}), json!({"grace_seconds": 1.5}), json!({"x": 1})]
+    {
         let r = send(
             app.post(&format!("/api/v1/service-accounts/{}/secret", sa.id)).bearer_auth(&admin.secret).json(&body),
         )
@@ -425,38 +428,67 @@ async fn adding_and_removing_public_keys(db: &TestDb) {
 
     // With a chosen kid.
     let ed = Signer::ed25519();
-    let r = send(app.post(&path).bearer_auth(&admin.secret).json(&json!({"public_key": ed.public_pem, "kid": "mine"}))).await;
+    let r = send(app.post(&path).bearer_auth(&admin.secret).json(&json!({"public_key": ed.public_pem, "kid": "mine"})))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let kids: Vec<&str> = r.body["public_keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    let kids: Vec<&str> =
+        r.body["public_keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
     assert!(kids.contains(&"mine") && kids.contains(&ec_kid.as_str()), "{}", r.text);
 
     // Both sign assertions.
     for (signer, kid) in [(&ec, ec_kid.as_str()), (&ed, "mine")] {
         let jwt = signer.sign(Some(kid), &assertion_claims(&sa.client_id, &token_endpoint()));
         let r = app
-            .token(None, &[("grant_type", "client_credentials"), ("client_assertion_type", JWT_BEARER_ASSERTION), ("client_assertion", &jwt)])
+            .token(
+                None,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", JWT_BEARER_ASSERTION),
+                    ("client_assertion", &jwt),
+                ],
+            )
             .await;
         assert_eq!(r.status, 200, "{kid}: {}", r.text);
     }
 
     // Bad keys are 422; a taken kid is refused with a 4xx.
-    for body in [json!({"public_key": "nope"}), json!({}), json!({"public_key": r#"{"kty":"RSA","n":"!","e":"AQAB"}"#})] {
+    for body in [json!({"public_key": "nope"}), json!({}), json!({"public_key": r#"{"kty":"RSA","n":"!","e":"AQAB"}"#})]
+    {
         let r = send(app.post(&path).bearer_auth(&admin.secret).json(&body)).await;
         r.assert_error(422, "validation_failed");
     }
-    let r = send(app.post(&path).bearer_auth(&admin.secret).json(&json!({"public_key": Signer::rsa().public_pem, "kid": "mine"}))).await;
+    let r = send(
+        app.post(&path)
+            .bearer_auth(&admin.secret)
+            .json(&json!({"public_key": Signer::rsa().public_pem, "kid": "mine"})),
+    )
+    .await;
     assert!((400..500).contains(&r.status) && r.body["error"].is_string(), "a taken kid: {}", r.text);
 
     // Removing one: its assertions are refused from now; the other still works.
     let r = send(app.delete(&format!("{path}/mine")).bearer_auth(&admin.secret)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     let jwt = ed.sign(Some("mine"), &assertion_claims(&sa.client_id, &token_endpoint()));
-    app.token(None, &[("grant_type", "client_credentials"), ("client_assertion_type", JWT_BEARER_ASSERTION), ("client_assertion", &jwt)])
-        .await
-        .assert_oauth_error(401, "invalid_client");
+    app.token(
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", JWT_BEARER_ASSERTION),
+            ("client_assertion", &jwt),
+        ],
+    )
+    .await
+    .assert_oauth_error(401, "invalid_client");
     let jwt = ec.sign(Some(&ec_kid), &assertion_claims(&sa.client_id, &token_endpoint()));
     let r = app
-        .token(None, &[("grant_type", "client_credentials"), ("client_assertion_type", JWT_BEARER_ASSERTION), ("client_assertion", &jwt)])
+        .token(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", JWT_BEARER_ASSERTION),
+                ("client_assertion", &jwt),
+            ],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     send(app.delete(&format!("{path}/mine")).bearer_auth(&admin.secret)).await.assert_error(404, "not_found");
@@ -488,7 +520,8 @@ async fn a_role_change_reaches_secret_and_tokens(db: &TestDb) {
             async move { check(app, &auth, "projects:write").await == 403 }
         })
         .await;
-        let r = send(app.get("/auth/check?permission=projects:write").header(reqwest::header::AUTHORIZATION, &auth)).await;
+        let r =
+            send(app.get("/auth/check?permission=projects:write").header(reqwest::header::AUTHORIZATION, &auth)).await;
         r.assert_insufficient_scope();
         assert_eq!(check(&app, &auth, "projects:read").await, 200);
     }
@@ -515,12 +548,16 @@ async fn another_orgs_credentials_reach_no_account(db: &TestDb) {
     let app = spawn_app(db).await;
     let (_, a_admin) = app.org_with_admin("acme").await;
     let (_, b_admin) = app.org_with_admin("globex").await;
-    let victim = app.create_sa(&a_admin, json!({"name": "acme bot", "public_keys": [Signer::ec().public_pem], "secret": true})).await;
+    let victim = app
+        .create_sa(&a_admin, json!({"name": "acme bot", "public_keys": [Signer::ec().public_pem], "secret": true}))
+        .await;
     let kid = victim.kid("ES256");
     let b_sa = app.create_sa(&b_admin, json!({"name": "globex admin bot", "role": "admin"})).await;
     let b_own = app.create_sa(&b_admin, json!({"name": "globex bot"})).await;
 
-    for (who, auth) in [("globex's admin key", format!("Bearer {}", b_admin.secret)), ("globex's admin account", b_sa.basic())] {
+    for (who, auth) in
+        [("globex's admin key", format!("Bearer {}", b_admin.secret)), ("globex's admin account", b_sa.basic())]
+    {
         let with = |rb: reqwest::RequestBuilder| rb.header(reqwest::header::AUTHORIZATION, auth.clone());
         let r = send(with(app.get("/api/v1/service-accounts"))).await;
         assert_eq!(r.status, 200, "{who}: {}", r.text);
@@ -575,8 +612,17 @@ async fn bad_bodies_are_4xx_json(db: &TestDb) {
             ("huge", "application/json", format!("{{\"name\": \"{}\"}}", "x".repeat(3 * 1024 * 1024))),
         ] {
             let r = send(app.post(&path).bearer_auth(&admin.secret).header("content-type", ct).body(body)).await;
-            assert!((400..500).contains(&r.status), "{path}: {what}: {} {}", r.status, &r.text[..r.text.len().min(300)]);
-            assert!(r.body["error"].is_string() && r.body["error_description"].is_string(), "{path}: {what}: {}", r.text);
+            assert!(
+                (400..500).contains(&r.status),
+                "{path}: {what}: {} {}",
+                r.status,
+                &r.text[..r.text.len().min(300)]
+            );
+            assert!(
+                r.body["error"].is_string() && r.body["error_description"].is_string(),
+                "{path}: {what}: {}",
+                r.text
+            );
         }
     }
     assert_eq!(app.me_status_auth(&sa.basic()).await, 200, "nothing rotated");

@@ -25,7 +25,11 @@ async fn the_session_cookie_works_on_the_management_api(db: &TestDb) {
     let r = b.post_raw("/api/v1/api-keys", "application/json", body.clone()).await;
     r.assert_error(403, "insufficient_scope");
     let with = |token: &str| {
-        let mut rb = b.http.post(format!("{}/api/v1/api-keys", b.base)).header("content-type", "application/json").body(body.clone());
+        let mut rb = b
+            .http
+            .post(format!("{}/api/v1/api-keys", b.base))
+            .header("content-type", "application/json")
+            .body(body.clone());
         rb = rb.header("x-csrf-token", token.to_owned());
         let cookies = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
         rb.header("cookie", cookies)
@@ -35,7 +39,11 @@ async fn the_session_cookie_works_on_the_management_api(db: &TestDb) {
     assert_eq!(r.status, 201, "{}", r.text);
     let key = r.body["key"].as_str().unwrap().to_owned();
     assert_eq!(app.me_status(&key, Via::Bearer).await, 200);
-    let keys = app.store.list_api_keys(&keyward_store::KeyScope { org_id: org.id.clone(), principal_id: Some(ada.user_id()) }, false).await.unwrap();
+    let keys = app
+        .store
+        .list_api_keys(&keyward_store::KeyScope { org_id: org.id.clone(), principal_id: Some(ada.user_id()) }, false)
+        .await
+        .unwrap();
     assert_eq!(keys.len(), 1, "the key is the person's");
 
     // Not a credential for /auth/check (a forward-auth proxy would otherwise let any
@@ -44,10 +52,11 @@ async fn the_session_cookie_works_on_the_management_api(db: &TestDb) {
     assert_eq!(r.status, 401);
 
     // A presented credential decides, not the cookie: a wrong one is a 401.
-    let rb = b.http.get(format!("{}/api/v1/me", b.base)).bearer_auth("kw_wrong").header(
-        "cookie",
-        b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "),
-    );
+    let rb = b
+        .http
+        .get(format!("{}/api/v1/me", b.base))
+        .bearer_auth("kw_wrong")
+        .header("cookie", b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "));
     send(rb).await.assert_invalid_token();
 
     // Signed out: the cookie is nothing.

@@ -58,7 +58,8 @@ async fn verify_reports_each_outcome(db: &TestDb) {
     let r = verify(&app, &backend, json!({"key": vics.secret, "permissions": ["projects:write"]})).await;
     assert_refused(&r, "INSUFFICIENT_PERMISSIONS");
     assert_eq!(r.body["key_id"], vics.id);
-    let r = verify(&app, &backend, json!({"key": vics.secret, "permissions": ["projects:read", "projects:write"]})).await;
+    let r =
+        verify(&app, &backend, json!({"key": vics.secret, "permissions": ["projects:read", "projects:write"]})).await;
     assert_refused(&r, "INSUFFICIENT_PERMISSIONS");
     let r = verify(&app, &backend, json!({"key": vics.secret, "permissions": ["projects:read"]})).await;
     assert_eq!(r.body["code"], "VALID");
@@ -128,7 +129,8 @@ async fn verify_needs_keys_verify(db: &TestDb) {
         ("a member's narrow key", app.key(&ada, Some(&["projects:read"])).await),
         ("an admin's key without keys:verify", app.key(&boss, Some(&["projects:read", "audit:read"])).await),
     ] {
-        let r = send(app.post("/api/v1/keys/verify").bearer_auth(&caller.secret).json(&json!({"key": target.secret}))).await;
+        let r = send(app.post("/api/v1/keys/verify").bearer_auth(&caller.secret).json(&json!({"key": target.secret})))
+            .await;
         assert_eq!(r.status, 403, "{what}: {}", r.text);
         r.assert_insufficient_scope();
         assert!(r.body.get("valid").is_none(), "{what} learned nothing");

@@ -106,7 +106,12 @@ async fn an_admin_sees_the_admin_pages(db: &TestDb) {
     }
     let r = b.get("/admin/members").await;
     assert!(r.text.contains("bob@acme.test") && r.text.contains(&admin.user.email.to_string()), "{}", r.text);
-    assert_eq!(select_options(&r.text, "role").as_deref().map(<[String]>::len), Some(4), "a role select for bob: {}", r.text);
+    assert_eq!(
+        select_options(&r.text, "role").as_deref().map(<[String]>::len),
+        Some(4),
+        "a role select for bob: {}",
+        r.text
+    );
     assert!(r.text.contains("(you)"), "the admin's own row is marked: {}", r.text);
     let page = app.store.members(&org.id).await.unwrap();
     let bob = page.iter().find(|m| m.label == "bob@acme.test").unwrap();
@@ -126,7 +131,11 @@ async fn an_admin_sees_the_admin_pages(db: &TestDb) {
 async fn a_viewer_and_a_member_cannot_reach_admin_pages(db: &TestDb) {
     let app = spawn_app(db).await;
     let (org, _, mut admin_b) = admin_in(&app, "acme").await;
-    let r = create_with_form(&mut admin_b, &[("name", None, "bot"), ("role", None, "viewer"), ("credential", None, "secret")]).await;
+    let r = create_with_form(
+        &mut admin_b,
+        &[("name", None, "bot"), ("role", None, "viewer"), ("credential", None, "secret")],
+    )
+    .await;
     assert_page(&r, 201, "create");
     let sa = account_named(&app, &org, "bot").await;
     let carol = app.person(&org, "carol@acme.test", "viewer").await;
@@ -149,7 +158,10 @@ async fn a_viewer_and_a_member_cannot_reach_admin_pages(db: &TestDb) {
             (format!("/admin/members/{}/role", carol.user_id()), vec![("csrf", csrf.as_str()), ("role", "viewer")]),
             (format!("/admin/members/{}/remove", carol.user_id()), vec![("csrf", csrf.as_str()), ("confirm", "yes")]),
             ("/admin/service-accounts".to_owned(), vec![("csrf", csrf.as_str()), ("name", "mine"), ("role", "viewer")]),
-            (format!("/admin/service-accounts/{}/rotate", sa.id), vec![("csrf", csrf.as_str()), ("grace_seconds", "0")]),
+            (
+                format!("/admin/service-accounts/{}/rotate", sa.id),
+                vec![("csrf", csrf.as_str()), ("grace_seconds", "0")],
+            ),
             (format!("/admin/service-accounts/{}/delete", sa.id), vec![("csrf", csrf.as_str()), ("confirm", "yes")]),
         ];
         for (path, form) in &posts {
@@ -166,7 +178,17 @@ async fn a_viewer_and_a_member_cannot_reach_admin_pages(db: &TestDb) {
 async fn a_service_account_secret_is_shown_once_and_works(db: &TestDb) {
     let app = spawn_app(db).await;
     let (org, _, mut b) = admin_in(&app, "acme").await;
-    let r = create_with_form(&mut b, &[("name", None, "billing sync"), ("role", None, "member"), ("credential", None, "secret"), ("public_key_file", Some(""), ""), ("public_key", None, "")]).await;
+    let r = create_with_form(
+        &mut b,
+        &[
+            ("name", None, "billing sync"),
+            ("role", None, "member"),
+            ("credential", None, "secret"),
+            ("public_key_file", Some(""), ""),
+            ("public_key", None, ""),
+        ],
+    )
+    .await;
     assert_page(&r, 201, "create with a secret");
     let secret = shown_secret(&r);
     assert!(secret.starts_with("kwsa_"), "a service-account secret: {secret}");
@@ -174,7 +196,11 @@ async fn a_service_account_secret_is_shown_once_and_works(db: &TestDb) {
     assert!(r.text.contains("will not be shown again"), "the warning: {}", r.text);
     assert!(r.text.contains("<script src=\"/assets/copy.js\"></script>"), "the copy button's script");
     assert!(r.text.contains("data-copy=\"secret\""), "a copy button");
-    assert!(r.text.contains(&format!("curl -u \"{client_id}:{secret}\"")), "a curl example with the credentials: {}", r.text);
+    assert!(
+        r.text.contains(&format!("curl -u \"{client_id}:{secret}\"")),
+        "a curl example with the credentials: {}",
+        r.text
+    );
     assert!(r.text.contains("grant_type=client_credentials"), "a token request example");
     let sa = account_named(&app, &org, "billing sync").await;
     assert_eq!(sa.client_id, client_id);
@@ -197,14 +223,20 @@ async fn a_service_account_secret_is_shown_once_and_works(db: &TestDb) {
 
     // A urlencoded form works too; a missing name is refused with the form again.
     let csrf = b.csrf_from("/admin/service-accounts").await;
-    let r = b.post_form("/admin/service-accounts", &[("csrf", &csrf), ("name", "plain form"), ("role", "viewer"), ("credential", "secret")]).await;
+    let r = b
+        .post_form(
+            "/admin/service-accounts",
+            &[("csrf", &csrf), ("name", "plain form"), ("role", "viewer"), ("credential", "secret")],
+        )
+        .await;
     assert_page(&r, 201, "a urlencoded form");
     assert!(shown_secret(&r).starts_with("kwsa_"));
     let r = create_with_form(&mut b, &[("name", None, ""), ("credential", None, "secret")]).await;
     assert_page(&r, 422, "no name");
     assert!(r.text.contains("class=\"error\""), "the reason: {}", r.text);
     // A role holding more than… (an admin holds everything) — an unknown role.
-    let r = create_with_form(&mut b, &[("name", None, "x"), ("role", None, "wizard"), ("credential", None, "secret")]).await;
+    let r = create_with_form(&mut b, &[("name", None, "x"), ("role", None, "wizard"), ("credential", None, "secret")])
+        .await;
     assert_page(&r, 422, "an unknown role");
     assert!(r.text.contains("wizard"), "{}", r.text);
     assert_eq!(accounts(&app, &org).await.len(), 2, "no refused account was made");
@@ -216,7 +248,13 @@ async fn a_public_key_is_uploaded_or_pasted(db: &TestDb) {
     let ec = Signer::ec();
     let r = create_with_form(
         &mut b,
-        &[("name", None, "signer"), ("role", None, "viewer"), ("credential", None, "public_key"), ("public_key_file", Some("key.pem"), &ec.public_pem), ("public_key", None, "")],
+        &[
+            ("name", None, "signer"),
+            ("role", None, "viewer"),
+            ("credential", None, "public_key"),
+            ("public_key_file", Some("key.pem"), &ec.public_pem),
+            ("public_key", None, ""),
+        ],
     )
     .await;
     assert_page(&r, 201, "create with an uploaded key");
@@ -233,19 +271,47 @@ async fn a_public_key_is_uploaded_or_pasted(db: &TestDb) {
     // The key signs in.
     let jwt = ec.sign(Some(&kid), &assertion_claims(&sa.client_id, &token_endpoint()));
     let r = app
-        .token(None, &[("grant_type", "client_credentials"), ("client_assertion_type", JWT_BEARER_ASSERTION), ("client_assertion", &jwt)])
+        .token(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", JWT_BEARER_ASSERTION),
+                ("client_assertion", &jwt),
+            ],
+        )
         .await;
     assert_eq!(r.status, 200, "private_key_jwt with the uploaded key: {}", r.text);
 
     // Pasted JWK.
-    let r = create_with_form(&mut b, &[("name", None, "pasted"), ("credential", None, "public_key"), ("public_key_file", Some(""), ""), ("public_key", None, ED25519_PUBLIC_JWK)]).await;
+    let r = create_with_form(
+        &mut b,
+        &[
+            ("name", None, "pasted"),
+            ("credential", None, "public_key"),
+            ("public_key_file", Some(""), ""),
+            ("public_key", None, ED25519_PUBLIC_JWK),
+        ],
+    )
+    .await;
     assert_page(&r, 201, "create with a pasted JWK");
     assert_eq!(account_named(&app, &org, "pasted").await.public_keys[0].alg().as_str(), "EdDSA");
 
     // No key, or not a key.
-    let r = create_with_form(&mut b, &[("name", None, "nokey"), ("credential", None, "public_key"), ("public_key_file", Some(""), "")]).await;
+    let r = create_with_form(
+        &mut b,
+        &[("name", None, "nokey"), ("credential", None, "public_key"), ("public_key_file", Some(""), "")],
+    )
+    .await;
     assert_page(&r, 422, "no key given");
-    let r = create_with_form(&mut b, &[("name", None, "badkey"), ("credential", None, "public_key"), ("public_key", None, "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----")]).await;
+    let r = create_with_form(
+        &mut b,
+        &[
+            ("name", None, "badkey"),
+            ("credential", None, "public_key"),
+            ("public_key", None, "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"),
+        ],
+    )
+    .await;
     assert_page(&r, 422, "not a key");
     assert!(r.text.contains("public key"), "{}", r.text);
     // A file that is not text.
@@ -284,7 +350,11 @@ async fn rotate_with_and_without_grace(db: &TestDb) {
     assert_page(&r, 200, "rotate with an hour's grace");
     let third = shown_secret(&r);
     assert!(r.text.contains("keeps working until"), "the grace is told: {}", r.text);
-    assert_eq!(app.me_status_auth(&client_basic(&sa.client_id, &second)).await, 200, "the old one keeps working an hour");
+    assert_eq!(
+        app.me_status_auth(&client_basic(&sa.client_id, &second)).await,
+        200,
+        "the old one keeps working an hour"
+    );
     assert_eq!(app.me_status_auth(&client_basic(&sa.client_id, &third)).await, 200);
     let list = b.get("/admin/service-accounts").await;
     assert!(!list.text.contains(&third) && !list.text.contains(&second), "no secret on the list");
@@ -350,7 +420,9 @@ async fn a_role_change_applies_at_once(db: &TestDb) {
     assert_page(&r, 400, "demoting oneself");
     assert!(r.text.contains("your own role"), "{}", r.text);
     assert_page(&b.get(&format!("/admin/members/{}/remove", admin.user_id())).await, 400, "removing oneself (page)");
-    let r = b.post_form(&format!("/admin/members/{}/remove", admin.user_id()), &[("csrf", &csrf), ("confirm", "yes")]).await;
+    let r = b
+        .post_form(&format!("/admin/members/{}/remove", admin.user_id()), &[("csrf", &csrf), ("confirm", "yes")])
+        .await;
     assert_page(&r, 400, "removing oneself");
     assert!(r.text.contains("remove yourself"), "{}", r.text);
     assert_eq!(app.store.role_of(&org.id, &admin.user_id()).await.unwrap().as_deref(), Some("admin"));
@@ -379,7 +451,8 @@ async fn a_role_change_applies_at_once(db: &TestDb) {
 async fn a_service_account_member_links_to_its_page(db: &TestDb) {
     let app = spawn_app(db).await;
     let (org, _, mut b) = admin_in(&app, "acme").await;
-    create_with_form(&mut b, &[("name", None, "robot"), ("role", None, "viewer"), ("credential", None, "secret")]).await;
+    create_with_form(&mut b, &[("name", None, "robot"), ("role", None, "viewer"), ("credential", None, "secret")])
+        .await;
     let sa = account_named(&app, &org, "robot").await;
     let page = b.get("/admin/members").await;
     assert!(page.text.contains("robot") && page.text.contains("service account"), "{}", page.text);
@@ -407,16 +480,41 @@ async fn another_organizations_ids_are_not_found(db: &TestDb) {
 
     let csrf = b.csrf_from("/admin/members").await;
     for id in [gina.user_id(), gsa.id.to_string(), "usr_nope".into(), "sa_nope".into(), "nonsense".into()] {
-        assert_page(&b.post_form(&format!("/admin/members/{id}/role"), &[("csrf", &csrf), ("role", "viewer")]).await, 404, &format!("role of {id}"));
+        assert_page(
+            &b.post_form(&format!("/admin/members/{id}/role"), &[("csrf", &csrf), ("role", "viewer")]).await,
+            404,
+            &format!("role of {id}"),
+        );
         assert_page(&b.get(&format!("/admin/members/{id}/remove")).await, 404, &format!("remove page of {id}"));
-        assert_page(&b.post_form(&format!("/admin/members/{id}/remove"), &[("csrf", &csrf), ("confirm", "yes")]).await, 404, &format!("remove {id}"));
+        assert_page(
+            &b.post_form(&format!("/admin/members/{id}/remove"), &[("csrf", &csrf), ("confirm", "yes")]).await,
+            404,
+            &format!("remove {id}"),
+        );
     }
     for id in [gsa.id.to_string(), gina.user_id(), "sa_nope".into(), "nonsense".into()] {
-        assert_page(&b.get(&format!("/admin/service-accounts/{id}/delete")).await, 404, &format!("delete page of {id}"));
-        assert_page(&b.post_form(&format!("/admin/service-accounts/{id}/delete"), &[("csrf", &csrf), ("confirm", "yes")]).await, 404, &format!("delete {id}"));
-        assert_page(&b.post_form(&format!("/admin/service-accounts/{id}/rotate"), &[("csrf", &csrf), ("grace_seconds", "0")]).await, 404, &format!("rotate {id}"));
+        assert_page(
+            &b.get(&format!("/admin/service-accounts/{id}/delete")).await,
+            404,
+            &format!("delete page of {id}"),
+        );
+        assert_page(
+            &b.post_form(&format!("/admin/service-accounts/{id}/delete"), &[("csrf", &csrf), ("confirm", "yes")]).await,
+            404,
+            &format!("delete {id}"),
+        );
+        assert_page(
+            &b.post_form(&format!("/admin/service-accounts/{id}/rotate"), &[("csrf", &csrf), ("grace_seconds", "0")])
+                .await,
+            404,
+            &format!("rotate {id}"),
+        );
     }
-    assert_eq!(app.store.role_of(&globex.id, &gina.user_id()).await.unwrap().as_deref(), Some("member"), "gina untouched");
+    assert_eq!(
+        app.store.role_of(&globex.id, &gina.user_id()).await.unwrap().as_deref(),
+        Some("member"),
+        "gina untouched"
+    );
     assert_eq!(app.me_status_auth(&client_basic(&gsa.client_id, &g_secret)).await, 200, "globex's account untouched");
     assert_eq!(accounts(&app, &globex).await[0].secrets.len(), 1, "not rotated");
 
@@ -485,8 +583,15 @@ async fn the_audit_log_pages_and_filters(db: &TestDb) {
     assert_page(&first, 200, "the first page");
     let rows = |r: &Reply| r.text.matches("<tr>").count() - 1; // less the header row
     assert_eq!(rows(&first), 50, "50 a page");
-    assert!(first.text.find("<code>service_account.created</code>").unwrap() < first.text.find("<code>api_key.created</code>").unwrap(), "newest first");
-    let next = tags(&first.text, "a").into_iter().find(|a| a.get("rel").is_some_and(|r| r == "next")).expect("a next link")["href"].clone();
+    assert!(
+        first.text.find("<code>service_account.created</code>").unwrap()
+            < first.text.find("<code>api_key.created</code>").unwrap(),
+        "newest first"
+    );
+    let next =
+        tags(&first.text, "a").into_iter().find(|a| a.get("rel").is_some_and(|r| r == "next")).expect("a next link")
+            ["href"]
+            .clone();
     assert!(query_param(&next, "before").is_some_and(|b| b.starts_with("evt_")), "{next}");
     let second = b.get(&next).await;
     assert_page(&second, 200, "the next page");
@@ -499,7 +604,11 @@ async fn the_audit_log_pages_and_filters(db: &TestDb) {
     assert_eq!(rows(&only), 1, "{}", only.text);
     let by_admin = b.get(&format!("/admin/audit?actor={}", admin.user_id())).await;
     assert_eq!(rows(&by_admin), 1, "the admin did one thing: {}", by_admin.text);
-    assert_eq!(input_value(&by_admin.text, "actor").as_deref(), Some(admin.user_id().as_str()), "the filter is kept in the form");
+    assert_eq!(
+        input_value(&by_admin.text, "actor").as_deref(),
+        Some(admin.user_id().as_str()),
+        "the filter is kept in the form"
+    );
     let both = b.get(&format!("/admin/audit?action=api_key.created&actor={}", admin.user_id())).await;
     assert!(both.text.contains("No events match"), "{}", both.text);
     assert_page(&b.get("/admin/audit?before=garbage").await, 400, "a bad cursor");

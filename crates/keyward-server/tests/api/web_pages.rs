@@ -218,7 +218,12 @@ async fn the_key_forms_need_csrf(db: &TestDb) {
     fields.push(("name", "never-made"));
     assert_csrf_needed(b, "/settings/api-keys", &fields, "POST /settings/api-keys").await;
     // The same form with the right token works (so the refusals were about the token).
-    let made = b.post_form("/settings/api-keys", &fields.iter().map(|(k, v)| if *k == "name" { (*k, "made") } else { (*k, *v) }).collect::<Vec<_>>()).await;
+    let made = b
+        .post_form(
+            "/settings/api-keys",
+            &fields.iter().map(|(k, v)| if *k == "name" { (*k, "made") } else { (*k, *v) }).collect::<Vec<_>>(),
+        )
+        .await;
     assert_eq!(made.status, 200, "the form with its token: {}", made.text);
     assert!(made.text.contains("id=\"secret\""), "the secret panel: {}", made.text);
     let list = b.get("/settings/api-keys").await;
@@ -404,7 +409,11 @@ async fn a_person_in_two_orgs_sees_only_the_current_ones_keys(db: &TestDb) {
     let list = b.get("/settings/api-keys").await;
     assert!(list.text.contains("API keys in beta"), "{}", list.text);
     assert_eq!(listed_key_ids(&list.text), vec![in_beta.id.clone()], "beta's keys only: {}", list.text);
-    assert!(!list.text.contains("acme-laptop") && !list.text.contains(&in_acme.prefix), "nothing of acme's: {}", list.text);
+    assert!(
+        !list.text.contains("acme-laptop") && !list.text.contains(&in_acme.prefix),
+        "nothing of acme's: {}",
+        list.text
+    );
 
     // In beta, acme's key (her own) is not found anywhere.
     assert_untouchable(&app, b, &in_acme, "her own key in the other organization").await;
@@ -438,7 +447,8 @@ async fn a_person_in_two_orgs_sees_only_the_current_ones_keys(db: &TestDb) {
 /// The secret in a secret page's `#secret` panel.
 #[track_caller]
 fn html_text_of_secret(html: &str) -> String {
-    let start = html.find("id=\"secret\">").unwrap_or_else(|| panic!("no secret panel: {html}")) + "id=\"secret\">".len();
+    let start =
+        html.find("id=\"secret\">").unwrap_or_else(|| panic!("no secret panel: {html}")) + "id=\"secret\">".len();
     let end = start + html[start..].find('<').expect("the panel ends");
     html_unescape(html[start..end].trim())
 }
@@ -480,7 +490,14 @@ async fn another_persons_or_orgs_key_is_not_found(db: &TestDb) {
     }
     // Bob, an admin of acme, cannot reach Ada's keys through the pages either.
     let mut bob_b = app.signed_in("bob@acme.test").await;
-    let ada_list = app.store.list_api_keys(&keyward_store::KeyScope { org_id: ada_acme.org.id.clone(), principal_id: Some(ada_acme.user_id()) }, false).await.unwrap();
+    let ada_list = app
+        .store
+        .list_api_keys(
+            &keyward_store::KeyScope { org_id: ada_acme.org.id.clone(), principal_id: Some(ada_acme.user_id()) },
+            false,
+        )
+        .await
+        .unwrap();
     let adas = ada_list.first().expect("ada's key");
     let r = bob_b.get(&format!("/settings/api-keys/{}", adas.id)).await;
     assert_eq!(r.status, 404, "an admin's page for another person's key: {}", r.text);
@@ -552,8 +569,14 @@ fn assert_own_assets_and_labels(r: &Reply, what: &str) {
     assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{what}: CSP {csp:?}");
     let lower = r.text.to_ascii_lowercase();
     assert!(!lower.contains("javascript:"), "{what}: a javascript: URL");
-    assert!(!lower.contains("@import") && !lower.contains("url(http") && !lower.contains("url(//"), "{what}: CSS from elsewhere");
-    assert!(!lower.contains(" onclick=") && !lower.contains(" onload=") && !lower.contains(" onsubmit="), "{what}: an inline handler");
+    assert!(
+        !lower.contains("@import") && !lower.contains("url(http") && !lower.contains("url(//"),
+        "{what}: CSS from elsewhere"
+    );
+    assert!(
+        !lower.contains(" onclick=") && !lower.contains(" onload=") && !lower.contains(" onsubmit="),
+        "{what}: an inline handler"
+    );
     for s in tags(&r.text, "script") {
         let src = s.get("src").unwrap_or_else(|| panic!("{what}: an inline <script> (CSP would block it): {}", r.text));
         assert!(src.starts_with("/assets/"), "{what}: a script from {src:?}");
@@ -563,7 +586,9 @@ fn assert_own_assets_and_labels(r: &Reply, what: &str) {
             assert!(h.starts_with("/assets/"), "{what}: <link href={h:?}>");
         }
     }
-    for tag in ["script", "link", "img", "a", "iframe", "source", "form", "image", "use", "object", "embed", "video", "audio"] {
+    for tag in
+        ["script", "link", "img", "a", "iframe", "source", "form", "image", "use", "object", "embed", "video", "audio"]
+    {
         for attrs in tags(&r.text, tag) {
             for attr in ["src", "href", "srcset", "data", "action", "xlink:href", "poster"] {
                 if let Some(v) = attrs.get(attr) {
@@ -613,11 +638,19 @@ async fn pages_have_no_external_assets_and_label_every_field(db: &TestDb) {
     // The secret page, a refused form (422), a 404 and a 403.
     let csrf = b.cookie("keyward_csrf").unwrap().to_owned();
     let secret = b
-        .post_form("/settings/api-keys", &[("csrf", &csrf), ("name", "two"), ("permission", "projects:read"), ("expires", "30")])
+        .post_form(
+            "/settings/api-keys",
+            &[("csrf", &csrf), ("name", "two"), ("permission", "projects:read"), ("expires", "30")],
+        )
         .await;
     assert_eq!(secret.status, 200, "{}", secret.text);
     assert_own_assets_and_labels(&secret, "the secret page");
-    let bad = b.post_form("/settings/api-keys", &[("csrf", &csrf), ("name", ""), ("permission", "projects:read"), ("expires", "30")]).await;
+    let bad = b
+        .post_form(
+            "/settings/api-keys",
+            &[("csrf", &csrf), ("name", ""), ("permission", "projects:read"), ("expires", "30")],
+        )
+        .await;
     assert_eq!(bad.status, 422, "a key without a name: {}", bad.text);
     assert_own_assets_and_labels(&bad, "the list with an error");
     let none = b.get("/settings/api-keys/key_nothere").await;
@@ -719,13 +752,21 @@ async fn the_admin_pages_show_only_the_current_org(db: &TestDb) {
 
     let members = b.get("/admin/members").await;
     assert_eq!(members.status, 200, "{}", members.text);
-    assert!(members.text.contains("amy@acme.test") && members.text.contains("acme-bot"), "acme's members: {}", members.text);
+    assert!(
+        members.text.contains("amy@acme.test") && members.text.contains("acme-bot"),
+        "acme's members: {}",
+        members.text
+    );
     for other in ["bert@beta.test", "beta-bot", &beta_sa.id, &bert.id.to_string()] {
         assert!(!members.text.contains(other), "acme's members page shows beta's {other:?}: {}", members.text);
     }
     let accounts = b.get("/admin/service-accounts").await;
     assert!(accounts.text.contains(&acme_sa.id), "{}", accounts.text);
-    assert!(!accounts.text.contains("beta-bot") && !accounts.text.contains(&beta_sa.id), "beta's account: {}", accounts.text);
+    assert!(
+        !accounts.text.contains("beta-bot") && !accounts.text.contains(&beta_sa.id),
+        "beta's account: {}",
+        accounts.text
+    );
     let audit = b.get("/admin/audit").await;
     assert_eq!(audit.status, 200, "{}", audit.text);
     assert!(!audit.text.contains(&beta_sa.id) && !audit.text.contains(&beta_key.id), "beta's events: {}", audit.text);

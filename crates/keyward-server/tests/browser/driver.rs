@@ -88,7 +88,11 @@ impl Driver {
                     break;
                 }
             }
-            assert!(started.elapsed() < WAIT, "chromedriver did not answer within {WAIT:?}; log:\n{}", driver.log_text());
+            assert!(
+                started.elapsed() < WAIT,
+                "chromedriver did not answer within {WAIT:?}; log:\n{}",
+                driver.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         driver
@@ -117,10 +121,13 @@ impl Driver {
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
-        let client = tokio::time::timeout(WAIT * 2, ClientBuilder::new(HttpConnector::new()).capabilities(caps).connect(&self.url))
-            .await
-            .unwrap_or_else(|_| panic!("no WebDriver session within {:?}; log:\n{}", WAIT * 2, self.log_text()))
-            .unwrap_or_else(|e| panic!("a WebDriver session: {e}; log:\n{}", self.log_text()));
+        let client = tokio::time::timeout(
+            WAIT * 2,
+            ClientBuilder::new(HttpConnector::new()).capabilities(caps).connect(&self.url),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no WebDriver session within {:?}; log:\n{}", WAIT * 2, self.log_text()))
+        .unwrap_or_else(|e| panic!("a WebDriver session: {e}; log:\n{}", self.log_text()));
         client
             .update_timeouts(TimeoutConfiguration::new(Some(WAIT), Some(WAIT), Some(Duration::ZERO)))
             .await
@@ -185,7 +192,9 @@ impl<'a> Page<'a> {
     pub async fn find(&self, css: &str) -> Element {
         match self.c.wait().at_most(WAIT).for_element(Locator::Css(css)).await {
             Ok(e) => e,
-            Err(e) => panic!("no {css:?} on {} within {WAIT:?}: {e}; the page:\n{}", self.path().await, self.text().await),
+            Err(e) => {
+                panic!("no {css:?} on {} within {WAIT:?}: {e}; the page:\n{}", self.path().await, self.text().await)
+            }
         }
     }
 
@@ -241,7 +250,13 @@ impl<'a> Page<'a> {
             self.c.set_window_size(w as u32, want).await.expect("grow the window");
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(2) {
-                let now = self.c.execute("return window.innerHeight", vec![]).await.ok().and_then(|v| v.as_u64()).unwrap_or(0);
+                let now = self
+                    .c
+                    .execute("return window.innerHeight", vec![])
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0);
                 if now >= page {
                     break;
                 }

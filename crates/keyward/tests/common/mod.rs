@@ -35,13 +35,8 @@ impl Kw {
     }
 
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
     }
@@ -169,7 +164,10 @@ pub fn bearer(key: &str) -> (&'static str, String) {
 /// HTTP Basic with `user:password` (both must be URL-safe: no form-encoding is done).
 pub fn basic(user: &str, password: &str) -> (&'static str, String) {
     use base64::Engine;
-    ("Authorization", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))))
+    (
+        "Authorization",
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))),
+    )
 }
 
 /// Runs one case against SQLite and against PostgreSQL.

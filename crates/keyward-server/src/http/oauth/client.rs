@@ -126,7 +126,9 @@ fn urldecode(s: &str) -> Option<String> {
     let bytes = spaced.as_bytes();
     // percent_decode passes a malformed escape through unchanged; refuse it instead.
     let broken = bytes.iter().enumerate().any(|(i, b)| {
-        *b == b'%' && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        *b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
     });
     if broken {
         return None;
@@ -160,7 +162,9 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, params: &Params
         let token = params.require("client_assertion")?;
         let client = by_assertion(state, token, named).await.map_err(|e| match e {
             AssertionFailure::Store(e) => e.into(),
-            AssertionFailure::Refused(why) => OAuthError::invalid_client(format!("the client assertion is refused: {why}"), false),
+            AssertionFailure::Refused(why) => {
+                OAuthError::invalid_client(format!("the client assertion is refused: {why}"), false)
+            }
         })?;
         return Ok(Client::Confidential(client));
     }
@@ -172,11 +176,8 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, params: &Params
 
 async fn by_secret(state: &AppState, id: &str, secret: &str, method: Method) -> Result<Client, OAuthError> {
     let basic = method == Method::SecretBasic;
-    let grant = state
-        .auth
-        .client_secret_grant(id, secret)
-        .await
-        .map_err(|r| OAuthError::from_client_rejection(r, basic))?;
+    let grant =
+        state.auth.client_secret_grant(id, secret).await.map_err(|r| OAuthError::from_client_rejection(r, basic))?;
     let client = ServiceClient::from_grant(&grant, method)
         .ok_or_else(|| OAuthError::invalid_client("client authentication failed", basic))?;
     Ok(Client::Confidential(client))
@@ -199,7 +200,11 @@ impl From<keyward_store::StoreError> for AssertionFailure {
 /// (RFC 7523 §2.2) or a JWT-bearer grant (§2.1); both are self-issued, `iss` = `sub` =
 /// the account's client id. `expected`: a client id the request named, which must match.
 /// The `jti` is recorded, so the same assertion is refused the second time.
-pub async fn by_assertion(state: &AppState, token: &str, expected: Option<&str>) -> Result<ServiceClient, AssertionFailure> {
+pub async fn by_assertion(
+    state: &AppState,
+    token: &str,
+    expected: Option<&str>,
+) -> Result<ServiceClient, AssertionFailure> {
     let refused = |why: &str| AssertionFailure::Refused(why.to_owned());
     let peeked = assertion::peek(token).map_err(|e| AssertionFailure::Refused(e.to_string()))?;
     let (Some(iss), Some(sub)) = (peeked.iss.as_deref(), peeked.sub.as_deref()) else {

@@ -46,8 +46,9 @@ pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: 
     let scopes = match params.get("scope") {
         None => None,
         Some(scope) => {
-            let set = PermissionSet::parse(scope.split(' ').filter(|s| !s.is_empty()))
-                .map_err(|_| OAuthError::invalid_scope("scope must be space-separated permissions (resource:action)"))?;
+            let set = PermissionSet::parse(scope.split(' ').filter(|s| !s.is_empty())).map_err(|_| {
+                OAuthError::invalid_scope("scope must be space-separated permissions (resource:action)")
+            })?;
             if let Some(unknown) = set.iter().find(|p| !state.settings.roles.is_catalogued(p) && p.as_str() != "*") {
                 return Err(OAuthError::invalid_scope(format!("{unknown} is not a permission of this deployment")));
             }
@@ -117,15 +118,23 @@ pub async fn grant(state: &AppState, client: Client, params: &Params) -> Result<
                 client_id: client_id.clone(),
                 scopes: approved.scopes.clone(),
                 access: NewToken { hash: access.hash(), prefix: access.display_prefix(), expires_at: now + access_ttl },
-                refresh: Some(NewToken { hash: refresh.hash(), prefix: refresh.display_prefix(), expires_at: now + refresh_ttl }),
+                refresh: Some(NewToken {
+                    hash: refresh.hash(),
+                    prefix: refresh.display_prefix(),
+                    expires_at: now + refresh_ttl,
+                }),
                 family: None,
             })
         })
         .await?;
     match poll {
         DevicePoll::Redeemed(_) => Ok(token_response(&access, Some(&refresh), state, &effective)),
-        DevicePoll::Pending => Err(OAuthError::device("authorization_pending", "the person has not approved the code yet")),
-        DevicePoll::SlowDown => Err(OAuthError::device("slow_down", "polling too fast; the interval for this code grew by 5 seconds")),
+        DevicePoll::Pending => {
+            Err(OAuthError::device("authorization_pending", "the person has not approved the code yet"))
+        }
+        DevicePoll::SlowDown => {
+            Err(OAuthError::device("slow_down", "polling too fast; the interval for this code grew by 5 seconds"))
+        }
         DevicePoll::Denied => Err(OAuthError::device("access_denied", "the person denied the request")),
         DevicePoll::Expired => Err(OAuthError::device("expired_token", "the device code has expired; start again")),
         DevicePoll::Invalid => Err(OAuthError::invalid_grant("the device code is not valid")),

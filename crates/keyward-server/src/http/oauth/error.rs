@@ -105,7 +105,9 @@ impl IntoResponse for OAuthError {
         let body = serde_json::json!({ "error": self.code, "error_description": self.description });
         let mut response = super::json(self.status, body);
         if self.basic_challenge {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\""));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\""));
         }
         response
     }

@@ -57,9 +57,10 @@ async fn asker(state: &AppState, headers: &HeaderMap, params: &Params) -> Result
     }
     match client::authenticate(state, headers, params).await? {
         Client::Confidential(c) => Ok(Asker::Client { client_id: c.client_id, org_id: c.org_id }),
-        Client::Public(_) | Client::Anonymous => {
-            Err(OAuthError::invalid_client("introspection needs an authenticated client", headers.contains_key(header::AUTHORIZATION)))
-        }
+        Client::Public(_) | Client::Anonymous => Err(OAuthError::invalid_client(
+            "introspection needs an authenticated client",
+            headers.contains_key(header::AUTHORIZATION),
+        )),
     }
 }
 
@@ -115,7 +116,10 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Client::Confidential(c) => c.client_id,
         Client::Public(id) if super::token::is_device_client(state, &id) => id,
         Client::Public(_) | Client::Anonymous => {
-            return Err(OAuthError::invalid_client("client authentication is required", headers.contains_key(header::AUTHORIZATION)))
+            return Err(OAuthError::invalid_client(
+                "client authentication is required",
+                headers.contains_key(header::AUTHORIZATION),
+            ))
         }
     };
     let token = params.require("token")?;

@@ -80,7 +80,12 @@ impl Params {
                     params.single.insert(k, s);
                 }
                 serde_json::Value::Null => {}
-                _ => return Err(OAuthError::invalid_request(format!("the parameter {} must be a string", printable(&k)))),
+                _ => {
+                    return Err(OAuthError::invalid_request(format!(
+                        "the parameter {} must be a string",
+                        printable(&k)
+                    )))
+                }
             }
         }
         Ok(params)
@@ -93,7 +98,10 @@ impl Params {
 
     /// Every value of a repeatable field (empty values left out).
     pub fn get_all(&self, name: &str) -> Vec<&str> {
-        self.lists.get(name).map(|v| v.iter().map(String::as_str).filter(|v| !v.is_empty()).collect()).unwrap_or_default()
+        self.lists
+            .get(name)
+            .map(|v| v.iter().map(String::as_str).filter(|v| !v.is_empty()).collect())
+            .unwrap_or_default()
     }
 
     /// The value of `name`, or `invalid_request` naming it.

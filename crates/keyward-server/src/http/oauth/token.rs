@@ -77,7 +77,9 @@ fn confidential(state: &AppState, client: Client) -> Result<client::ServiceClien
         Client::Public(id) if is_device_client(state, &id) => {
             Err(OAuthError::unauthorized_client("this client may not use this grant"))
         }
-        Client::Public(_) | Client::Anonymous => Err(OAuthError::invalid_client("client authentication is required", false)),
+        Client::Public(_) | Client::Anonymous => {
+            Err(OAuthError::invalid_client("client authentication is required", false))
+        }
     }
 }
 
@@ -103,7 +105,12 @@ async fn jwt_bearer(state: &AppState, client: Client, params: &Params) -> Result
 }
 
 /// Tokens for a service account itself, narrowed to the requested `scope`.
-async fn issue_for(state: &AppState, account: &client::ServiceClient, params: &Params, refresh: bool) -> Result<Response, OAuthError> {
+async fn issue_for(
+    state: &AppState,
+    account: &client::ServiceClient,
+    params: &Params,
+    refresh: bool,
+) -> Result<Response, OAuthError> {
     let scopes = requested_scope(params, &account.permissions)?;
     let effective = scopes.clone().unwrap_or_else(|| account.permissions.clone());
     let issued = Issue {
@@ -136,7 +143,8 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
     let (access_ttl, refresh_ttl) = lifetimes(state);
     let roles = &state.settings.roles;
     // Filled by the closure: what the new access token may do, or why none is issued.
-    let mut outcome: Result<PermissionSet, OAuthError> = Err(OAuthError::invalid_grant("the refresh token is not valid"));
+    let mut outcome: Result<PermissionSet, OAuthError> =
+        Err(OAuthError::invalid_grant("the refresh token is not valid"));
     let (result, issued) = state
         .store
         .refresh_tokens(&hash, &client_id, now, |g| {
@@ -160,7 +168,11 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
                 client_id: client_id.clone(),
                 scopes,
                 access: NewToken { hash: access.hash(), prefix: access.display_prefix(), expires_at: now + access_ttl },
-                refresh: Some(NewToken { hash: refresh.hash(), prefix: refresh.display_prefix(), expires_at: now + refresh_ttl }),
+                refresh: Some(NewToken {
+                    hash: refresh.hash(),
+                    prefix: refresh.display_prefix(),
+                    expires_at: now + refresh_ttl,
+                }),
                 family: None,
             })
         })
@@ -178,7 +190,9 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
             audit_reuse(state, &hash, &client_id).await;
             Err(OAuthError::invalid_grant("the refresh token was already used; its tokens are revoked"))
         }
-        RefreshOutcome::Invalid => Err(outcome.err().unwrap_or_else(|| OAuthError::invalid_grant("the refresh token is not valid"))),
+        RefreshOutcome::Invalid => {
+            Err(outcome.err().unwrap_or_else(|| OAuthError::invalid_grant("the refresh token is not valid")))
+        }
     }
 }
 
@@ -215,9 +229,11 @@ impl Issue {
             client_id: self.client_id,
             scopes: self.scopes,
             access: NewToken { hash: access.hash(), prefix: access.display_prefix(), expires_at: now + access_ttl },
-            refresh: refresh
-                .as_ref()
-                .map(|r| NewToken { hash: r.hash(), prefix: r.display_prefix(), expires_at: now + refresh_ttl }),
+            refresh: refresh.as_ref().map(|r| NewToken {
+                hash: r.hash(),
+                prefix: r.display_prefix(),
+                expires_at: now + refresh_ttl,
+            }),
             family: None,
         };
         state.store.issue_tokens(&new).await?;
@@ -232,7 +248,12 @@ pub(super) fn lifetimes(state: &AppState) -> (chrono::Duration, chrono::Duration
 }
 
 /// The successful answer (RFC 6749 §5.1).
-pub(super) fn token_response(access: &PlainSecret, refresh: Option<&PlainSecret>, state: &AppState, effective: &PermissionSet) -> Response {
+pub(super) fn token_response(
+    access: &PlainSecret,
+    refresh: Option<&PlainSecret>,
+    state: &AppState,
+    effective: &PermissionSet,
+) -> Response {
     let mut body = serde_json::json!({
         "access_token": access.expose(),
         "token_type": "Bearer",

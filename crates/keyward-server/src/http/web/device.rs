@@ -165,7 +165,9 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Respo
         if let Some(asked) = &device.scopes {
             let holds = state.settings.roles.permissions_of(role);
             if asked.iter().any(|p| !holds.allows(p)) {
-                return Err(WebError::Forbidden("the device asks for permissions you do not hold in that organization"));
+                return Err(WebError::Forbidden(
+                    "the device asks for permissions you do not hold in that organization",
+                ));
             }
         }
     }

@@ -150,7 +150,13 @@ impl Chart {
                 // A day with requests is always visible, however small against the max.
                 let h = if *n > 0 { h.max(1) } else { 0 };
                 let plural = if *n == 1 { "" } else { "s" };
-                Bar { x: i as u32 * slot + 1, y: base - h, w: slot.saturating_sub(2), h, label: format!("{}: {n} request{plural}", date(first + i as i64)) }
+                Bar {
+                    x: i as u32 * slot + 1,
+                    y: base - h,
+                    w: slot.saturating_sub(2),
+                    h,
+                    label: format!("{}: {n} request{plural}", date(first + i as i64)),
+                }
             })
             .collect();
         let total: i64 = per_day.iter().sum();
@@ -204,7 +210,13 @@ macro_rules! signed_in_or_return {
     };
 }
 
-async fn list_page(state: &AppState, p: &Person, status: StatusCode, notice: Option<&str>, error: Option<&str>) -> Result<Response, WebError> {
+async fn list_page(
+    state: &AppState,
+    p: &Person,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Result<Response, WebError> {
     p.require("api_keys:read")?;
     let now = Utc::now();
     let keys = state.store.list_api_keys(&own_scope(p), false).await?;
@@ -260,9 +272,11 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
     };
     let chosen: Vec<String> = form.get_all("permission").into_iter().map(str::to_owned).collect();
     if chosen.is_empty() {
-        return list_page(&state, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some("choose at least one permission")).await;
+        return list_page(&state, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some("choose at least one permission"))
+            .await;
     }
-    let req = KeyRequest { name: form.get("name").unwrap_or_default().to_owned(), permissions: Some(chosen), expires_at };
+    let req =
+        KeyRequest { name: form.get("name").unwrap_or_default().to_owned(), permissions: Some(chosen), expires_at };
     let creator = Creator { holds: &p.holds, restricted: false };
     let made = keys::create(
         &state.store,
@@ -288,13 +302,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
 }
 
 fn secret_page(state: &AppState, p: &Person, heading: &str, name: &str, secret: &str) -> Result<Response, WebError> {
-    let page = SecretPage {
-        nav: p.nav("keys"),
-        heading,
-        name,
-        secret,
-        base: &state.settings.public_url,
-    };
+    let page = SecretPage { nav: p.nav("keys"), heading, name, secret, base: &state.settings.public_url };
     Ok(html(StatusCode::OK, &page, &p.cookies))
 }
 
@@ -344,7 +352,11 @@ pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, req: 
 }
 
 /// `GET /settings/api-keys/{id}/revoke`: the confirmation.
-pub async fn confirm_revoke(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
+pub async fn confirm_revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, WebError> {
     let p = signed_in_or_return!(&state, req.headers(), &back_of(&req));
     p.require("api_keys:write")?;
     let key = own_key(&state, &p, &id).await?;
@@ -392,12 +404,13 @@ pub async fn roll(State(state): State<AppState>, Path(id): Path<String>, req: Re
     let p = signed_in_or_return!(&state, &parts.headers, "/settings/api-keys");
     p.require("api_keys:write")?;
     let key = own_key(&state, &p, &id).await?;
-    let (key, secret) = match keys::roll(&state.store, &state.settings.secrets, Some(&own_scope(&p)), &key.id, 0, &p.actor()).await {
-        Ok(r) => r,
-        Err(KeyRuleError::Store(StoreError::NotFound)) => return Err(WebError::NotFound),
-        Err(KeyRuleError::Store(e)) => return Err(e.into()),
-        Err(e) => return Err(WebError::Internal(e.to_string())),
-    };
+    let (key, secret) =
+        match keys::roll(&state.store, &state.settings.secrets, Some(&own_scope(&p)), &key.id, 0, &p.actor()).await {
+            Ok(r) => r,
+            Err(KeyRuleError::Store(StoreError::NotFound)) => return Err(WebError::NotFound),
+            Err(KeyRuleError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(WebError::Internal(e.to_string())),
+        };
     state.auth.cache().apply(&Change::Key(key.id.clone()));
     secret_page(&state, &p, "Rolled: the key's new secret", &key.name, secret.expose())
 }

@@ -92,7 +92,8 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Respo
         return Ok(answer(StatusCode::UNAUTHORIZED, WRONG));
     };
     let session = state.settings.secrets.generate(SecretKind::Session);
-    let expires = Utc::now() + chrono::Duration::from_std(state.settings.session_lifetime).unwrap_or(chrono::Duration::hours(12));
+    let expires =
+        Utc::now() + chrono::Duration::from_std(state.settings.session_lifetime).unwrap_or(chrono::Duration::hours(12));
     state.store.create_web_session(&session.hash(), &user.id, expires).await?;
     tracing::info!(user = %user.id, "signed in");
     Ok(redirect(&next, &[super::session_cookie(&state, session.expose())]))

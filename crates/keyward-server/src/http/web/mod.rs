@@ -25,8 +25,8 @@
 //! - [`admin`]: `/admin/members…`, `/admin/service-accounts…`, `/admin/audit`: the
 //!   organization admin's pages.
 
-pub mod api_session;
 pub mod admin;
+pub mod api_session;
 pub mod app;
 pub mod device;
 pub mod keys;
@@ -96,7 +96,9 @@ pub enum WebError {
 impl From<keyward_store::StoreError> for WebError {
     fn from(e: keyward_store::StoreError) -> Self {
         match e {
-            keyward_store::StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => WebError::Unavailable,
+            keyward_store::StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+                WebError::Unavailable
+            }
             other => WebError::Internal(other.to_string()),
         }
     }
@@ -123,14 +125,28 @@ impl IntoResponse for WebError {
             WebError::Forbidden(t) => (StatusCode::FORBIDDEN, "Forbidden", *t),
             WebError::NotFound => (StatusCode::NOT_FOUND, "Not found", "there is nothing here, or it is not yours"),
             WebError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Too large", "the form is too large"),
-            WebError::NotAForm => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Bad request", "send the form as application/x-www-form-urlencoded"),
-            WebError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "the service is unavailable; try again shortly"),
+            WebError::NotAForm => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Bad request",
+                "send the form as application/x-www-form-urlencoded",
+            ),
+            WebError::Unavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "the service is unavailable; try again shortly")
+            }
             WebError::Internal(cause) => {
                 tracing::error!(error = %cause, "internal error on a web page");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Error", "something went wrong")
             }
         };
-        let page = MessagePage { signed_in: None, csrf: "", heading, text, tone: "error", link_href: Some("/"), link_label: "Back" };
+        let page = MessagePage {
+            signed_in: None,
+            csrf: "",
+            heading,
+            text,
+            tone: "error",
+            link_href: Some("/"),
+            link_label: "Back",
+        };
         html(status, &page, &[])
     }
 }
@@ -233,8 +249,11 @@ pub fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<Stri
 
 /// Refuses a form whose `csrf` field does not equal the `keyward_csrf` cookie.
 pub fn check_csrf(headers: &HeaderMap, form: &Params) -> Result<(), WebError> {
-    let refused = WebError::Forbidden("the form has expired or did not come from this site; reload the page and try again");
-    let (Some(cookie), Some(field)) = (cookie_value(headers, CSRF_COOKIE), form.get("csrf")) else { return Err(refused) };
+    let refused =
+        WebError::Forbidden("the form has expired or did not come from this site; reload the page and try again");
+    let (Some(cookie), Some(field)) = (cookie_value(headers, CSRF_COOKIE), form.get("csrf")) else {
+        return Err(refused);
+    };
     if cookie.len() == field.len() && bool::from(cookie.as_bytes().ct_eq(field.as_bytes())) {
         Ok(())
     } else {
@@ -289,7 +308,11 @@ pub fn query_param(uri: &axum::http::Uri, name: &str) -> Option<String> {
 /// `next` if it is a path on this site, else `/`: never an open redirect.
 pub fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(char::is_control) => n.to_owned(),
+        Some(n)
+            if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(char::is_control) =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }

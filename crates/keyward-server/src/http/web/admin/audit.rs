@@ -126,7 +126,10 @@ pub async fn list(State(state): State<AppState>, req: Request) -> Result<Respons
     let action = filter_value(query_param(req.uri(), "action"))?;
     let actor = filter_value(query_param(req.uri(), "actor"))?;
     let before = match query_param(req.uri(), "before").filter(|b| !b.is_empty()) {
-        Some(b) => Some(EventId::parse(&b).ok_or(WebError::BadRequest("the page link is not valid; start from the newest events"))?),
+        Some(b) => Some(
+            EventId::parse(&b)
+                .ok_or(WebError::BadRequest("the page link is not valid; start from the newest events"))?,
+        ),
         None => None,
     };
     let filter = AuditFilter {

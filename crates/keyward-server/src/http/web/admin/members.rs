@@ -55,7 +55,13 @@ fn within_reach(state: &AppState, p: &Person, role: &str) -> bool {
     givable_roles(&state.settings.roles, &p.holds).iter().any(|r| r == role)
 }
 
-async fn members_page(state: &AppState, p: &Person, status: StatusCode, notice: Option<&str>, error: Option<&str>) -> Result<Response, WebError> {
+async fn members_page(
+    state: &AppState,
+    p: &Person,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Result<Response, WebError> {
     let now = Utc::now();
     let givable = givable_roles(&state.settings.roles, &p.holds);
     let you = p.user.id.to_string();
@@ -106,7 +112,11 @@ fn is_you(p: &Person, m: &Member) -> bool {
 }
 
 /// `POST /admin/members/{id}/role` (form: `csrf`, `role`).
-pub async fn set_role(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
+pub async fn set_role(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form(&parts.headers, body).await?;
     check_csrf(&parts.headers, &form)?;
@@ -152,7 +162,11 @@ fn check_removable(state: &AppState, p: &Person, member: &Member) -> Result<(), 
 }
 
 /// `GET /admin/members/{id}/remove`: the confirmation.
-pub async fn confirm_remove(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
+pub async fn confirm_remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, WebError> {
     let p = admin_or_return!(&state, req.headers(), &back_of(&req), PAGE);
     let member = member_of_org(&state, &p, &id).await?;
     check_removable(&state, &p, &member)?;

@@ -37,7 +37,12 @@ pub const ADMIN: &str = "members:write";
 
 /// The signed-in person if they may use an admin page needing `page` (and [`ADMIN`]);
 /// `Ok(Err(redirect))` to `/login` for nobody signed in; `403` otherwise.
-pub async fn admin(state: &AppState, headers: &HeaderMap, back: &str, page: &str) -> Result<Result<Person, Response>, WebError> {
+pub async fn admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    back: &str,
+    page: &str,
+) -> Result<Result<Person, Response>, WebError> {
     let p = match person(state, headers, back).await? {
         Ok(p) => p,
         Err(to_login) => return Ok(Err(to_login)),

@@ -32,7 +32,8 @@ use crate::state::AppState;
 const PAGE: &str = "service_accounts:write";
 
 /// The grace periods offered when rotating: none, an hour, a day.
-pub const GRACE_CHOICES: [(i64, &str); 3] = [(0, "none: the old secret stops now"), (3_600, "1 hour"), (86_400, "1 day")];
+pub const GRACE_CHOICES: [(i64, &str); 3] =
+    [(0, "none: the old secret stops now"), (3_600, "1 hour"), (86_400, "1 day")];
 
 struct SecretRow {
     prefix: String,
@@ -73,7 +74,11 @@ impl AccountRow {
                     expires_at: s.expires_at.map(|t| When::of(t, now)),
                 })
                 .collect(),
-            public_keys: a.public_keys.iter().map(|k| PublicKeyRow { kid: k.kid().to_owned(), alg: k.alg().as_str().to_owned() }).collect(),
+            public_keys: a
+                .public_keys
+                .iter()
+                .map(|k| PublicKeyRow { kid: k.kid().to_owned(), alg: k.alg().as_str().to_owned() })
+                .collect(),
         }
     }
 }
@@ -118,9 +123,11 @@ struct Form<'a> {
 
 async fn accounts_page(state: &AppState, p: &Person, form: Form<'_>) -> Result<Response, WebError> {
     let now = Utc::now();
-    let accounts = state.store.service_accounts(&p.org.id).await?.into_iter().map(|a| AccountRow::new(a, now)).collect();
+    let accounts =
+        state.store.service_accounts(&p.org.id).await?.into_iter().map(|a| AccountRow::new(a, now)).collect();
     let roles = givable_roles(&state.settings.roles, &p.holds);
-    let default_role = if roles.iter().any(|r| r == DEFAULT_ROLE) { DEFAULT_ROLE } else { roles.first().map_or("", String::as_str) };
+    let default_role =
+        if roles.iter().any(|r| r == DEFAULT_ROLE) { DEFAULT_ROLE } else { roles.first().map_or("", String::as_str) };
     let page = AccountsPage {
         nav: p.nav("service-accounts"),
         accounts,
@@ -157,7 +164,8 @@ fn is_multipart(headers: &HeaderMap) -> bool {
 async fn read_multipart(headers: HeaderMap, body: Body) -> Result<Params, WebError> {
     let mut req = Request::new(body);
     *req.headers_mut() = headers;
-    let mut multipart = Multipart::from_request(req, &()).await.map_err(|_| WebError::BadRequest("the form cannot be read"))?;
+    let mut multipart =
+        Multipart::from_request(req, &()).await.map_err(|_| WebError::BadRequest("the form cannot be read"))?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     loop {
         let field = match multipart.next_field().await {
@@ -172,7 +180,9 @@ async fn read_multipart(headers: HeaderMap, body: Body) -> Result<Params, WebErr
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(WebError::TooLarge),
             Err(_) => return Err(WebError::BadRequest("the form cannot be read")),
         };
-        let text = std::str::from_utf8(&bytes).map_err(|_| WebError::BadRequest("the form or the uploaded file is not text (a public key is PEM or JWK)"))?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            WebError::BadRequest("the form or the uploaded file is not text (a public key is PEM or JWK)")
+        })?;
         pairs.push((name, text.to_owned()));
     }
     // Encoded after the last await: the serializer is not `Send`.
@@ -188,8 +198,12 @@ fn account_request(form: &Params) -> Result<AccountRequest, &'static str> {
     match form.get("credential").unwrap_or("secret") {
         "secret" => Ok(AccountRequest { name, role, public_keys: Vec::new(), secret: Some(true) }),
         "public_key" => {
-            let public_keys: Vec<String> =
-                [form.get("public_key_file"), form.get("public_key")].into_iter().flatten().filter(|t| !t.trim().is_empty()).map(str::to_owned).collect();
+            let public_keys: Vec<String> = [form.get("public_key_file"), form.get("public_key")]
+                .into_iter()
+                .flatten()
+                .filter(|t| !t.trim().is_empty())
+                .map(str::to_owned)
+                .collect();
             if public_keys.is_empty() {
                 return Err("upload the public key file, or paste the key (PEM or JWK)");
             }
@@ -203,7 +217,9 @@ fn account_request(form: &Params) -> Result<AccountRequest, &'static str> {
 fn refusal(e: AccountRuleError) -> Result<(StatusCode, String), WebError> {
     match e {
         AccountRuleError::Invalid(m) => Ok((StatusCode::UNPROCESSABLE_ENTITY, m)),
-        e @ (AccountRuleError::PlanTooLow { .. } | AccountRuleError::RoleNotHeld(_)) => Ok((StatusCode::FORBIDDEN, e.to_string())),
+        e @ (AccountRuleError::PlanTooLow { .. } | AccountRuleError::RoleNotHeld(_)) => {
+            Ok((StatusCode::FORBIDDEN, e.to_string()))
+        }
         AccountRuleError::Store(StoreError::NotFound) => Err(WebError::NotFound),
         AccountRuleError::Store(e) => Err(e.into()),
     }
@@ -212,7 +228,11 @@ fn refusal(e: AccountRuleError) -> Result<(StatusCode, String), WebError> {
 /// `POST /admin/service-accounts`: makes an account; its secret is shown on this page only.
 pub async fn create(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
-    let form = if is_multipart(&parts.headers) { read_multipart(parts.headers.clone(), body).await? } else { read_form(&parts.headers, body).await? };
+    let form = if is_multipart(&parts.headers) {
+        read_multipart(parts.headers.clone(), body).await?
+    } else {
+        read_form(&parts.headers, body).await?
+    };
     check_csrf(&parts.headers, &form)?;
     let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
     let name = form.get("name").unwrap_or_default();
@@ -283,13 +303,14 @@ pub async fn rotate(State(state): State<AppState>, Path(id): Path<String>, req: 
     let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
     let account = own_account(&state, &p, &id).await?;
     let grace = grace_seconds(form.get("grace_seconds"))?;
-    let (account, secret) = match rules::rotate(&state.store, &state.settings.secrets, &p.org.id, &account.id, grace, &p.actor()).await {
-        Ok(r) => r,
-        Err(e) => {
-            let (status, message) = refusal(e)?;
-            return accounts_page(&state, &p, Form { status, name: "", notice: None, error: Some(&message) }).await;
-        }
-    };
+    let (account, secret) =
+        match rules::rotate(&state.store, &state.settings.secrets, &p.org.id, &account.id, grace, &p.actor()).await {
+            Ok(r) => r,
+            Err(e) => {
+                let (status, message) = refusal(e)?;
+                return accounts_page(&state, &p, Form { status, name: "", notice: None, error: Some(&message) }).await;
+            }
+        };
     state.auth.cache().apply(&Change::Member { org_id: p.org.id.clone(), principal_id: account.id.to_string() });
     state.auth.cache().apply(&Change::KeyCreated);
     let now = Utc::now();
@@ -307,7 +328,11 @@ pub async fn rotate(State(state): State<AppState>, Path(id): Path<String>, req: 
 }
 
 /// `GET /admin/service-accounts/{id}/delete`: the confirmation.
-pub async fn confirm_delete(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
+pub async fn confirm_delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, WebError> {
     let p = admin_or_return!(&state, req.headers(), &back_of(&req), PAGE);
     let account = own_account(&state, &p, &id).await?;
     let text = format!(
@@ -372,7 +397,10 @@ mod tests {
         assert_eq!(grace_seconds(None).unwrap(), 0);
         assert_eq!(grace_seconds(Some("3600")).unwrap(), 3_600);
         assert!(grace_seconds(Some("an hour")).is_err());
-        assert!(GRACE_CHOICES.iter().all(|(s, _)| (0..=crate::keys::MAX_GRACE_SECONDS).contains(s)), "every choice is allowed");
+        assert!(
+            GRACE_CHOICES.iter().all(|(s, _)| (0..=crate::keys::MAX_GRACE_SECONDS).contains(s)),
+            "every choice is allowed"
+        );
     }
 
     #[test]
