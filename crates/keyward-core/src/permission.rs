@@ -109,6 +109,15 @@ impl PermissionSet {
     pub fn to_strings(&self) -> Vec<String> {
         self.0.iter().map(|p| p.0.clone()).collect()
     }
+
+    /// What a credential may do: its own list (a key's permissions, a token's scopes)
+    /// ∩ what its principal holds now; without a list, everything the principal holds.
+    pub fn effective(own: Option<&PermissionSet>, holds: &PermissionSet) -> PermissionSet {
+        match own {
+            Some(own) => own.intersect(holds),
+            None => holds.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for PermissionSet {
@@ -233,6 +242,9 @@ mod tests {
         assert_eq!(set("*").intersect(&set("projects:read")), set("projects:read"));
         assert_eq!(set("projects:* members:read").intersect(&set("projects:read audit:read")), set("projects:read"));
         assert_eq!(set("a:x").intersect(&set("b:x")), set(""));
+        let holds = set("projects:read members:read");
+        assert_eq!(PermissionSet::effective(Some(&set("projects:* audit:read")), &holds), set("projects:read"));
+        assert_eq!(PermissionSet::effective(None, &holds), holds, "no list: everything held");
         assert_eq!(set("* a:x"), set("*"), "covered members are dropped");
     }
 

@@ -310,6 +310,13 @@ pub struct NewToken {
     pub expires_at: DateTime<Utc>,
 }
 
+impl NewToken {
+    /// What is stored of a generated token: its hash and display prefix.
+    pub fn of(secret: &keyward_core::secret::PlainSecret, expires_at: DateTime<Utc>) -> Self {
+        Self { hash: secret.hash(), prefix: secret.display_prefix(), expires_at }
+    }
+}
+
 /// What was stored by [`crate::Store::issue_tokens`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuedTokens {

@@ -46,10 +46,7 @@ pub struct Grant {
 impl Grant {
     pub fn from_found(found: CredentialGrant, roles: &Roles) -> Self {
         let role_permissions = found.role.as_deref().map(|r| roles.permissions_of(r)).unwrap_or_default();
-        let effective = match &found.own_permissions {
-            Some(own) => own.intersect(&role_permissions),
-            None => role_permissions.clone(),
-        };
+        let effective = PermissionSet::effective(found.own_permissions.as_ref(), &role_permissions);
         Self {
             expires_at: found.expires_at,
             credential: found.credential,

@@ -50,10 +50,7 @@ impl KeyView {
         pending_use: Option<DateTime<Utc>>,
         with_revoked: bool,
     ) -> Self {
-        let permissions = match &key.permissions {
-            Some(own) => own.intersect(owner_holds),
-            None => owner_holds.clone(),
-        };
+        let permissions = PermissionSet::effective(key.permissions.as_ref(), owner_holds);
         Self {
             id: key.id.to_string(),
             name: key.name,

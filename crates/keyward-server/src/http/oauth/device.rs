@@ -108,21 +108,14 @@ pub async fn grant(state: &AppState, client: Client, params: &Params) -> Result<
         .store
         .poll_device(&SecretHash::of(presented), &client_id, now, |approved| {
             let holds = roles.permissions_of(approved.role.as_deref()?);
-            effective = match &approved.scopes {
-                Some(s) => s.intersect(&holds),
-                None => holds,
-            };
+            effective = PermissionSet::effective(approved.scopes.as_ref(), &holds);
             Some(NewTokens {
                 org_id: approved.org_id.clone(),
                 principal: Principal::user(&approved.user_id),
                 client_id: client_id.clone(),
                 scopes: approved.scopes.clone(),
-                access: NewToken { hash: access.hash(), prefix: access.display_prefix(), expires_at: now + access_ttl },
-                refresh: Some(NewToken {
-                    hash: refresh.hash(),
-                    prefix: refresh.display_prefix(),
-                    expires_at: now + refresh_ttl,
-                }),
+                access: NewToken::of(&access, now + access_ttl),
+                refresh: Some(NewToken::of(&refresh, now + refresh_ttl)),
                 family: None,
             })
         })

@@ -21,7 +21,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use keyward_core::ids::OrgId;
-use keyward_core::permission::Permission;
+use keyward_core::permission::{Permission, PermissionSet};
 use keyward_core::secret::{SecretHash, SecretKind};
 use keyward_store::Change;
 
@@ -88,10 +88,7 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
         return Ok(inactive());
     }
     let holds = state.settings.roles.permissions_of(info.role.as_deref().unwrap_or_default());
-    let effective = match &info.scopes {
-        Some(own) => own.intersect(&holds),
-        None => holds,
-    };
+    let effective = PermissionSet::effective(info.scopes.as_ref(), &holds);
     let body = serde_json::json!({
         "active": true,
         "scope": effective.to_strings().join(" "),

@@ -150,10 +150,7 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
         .refresh_tokens(&hash, &client_id, now, |g| {
             let holds = roles.permissions_of(g.role.as_deref()?);
             // The grant never widens: what it had, narrowed to what the principal holds.
-            let allowed = match &g.scopes {
-                Some(s) => s.intersect(&holds),
-                None => holds,
-            };
+            let allowed = PermissionSet::effective(g.scopes.as_ref(), &holds);
             let scopes = match requested_scope(params, &allowed) {
                 Ok(asked) => asked.or_else(|| g.scopes.clone()),
                 Err(e) => {
@@ -167,12 +164,8 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
                 principal: g.principal.clone(),
                 client_id: client_id.clone(),
                 scopes,
-                access: NewToken { hash: access.hash(), prefix: access.display_prefix(), expires_at: now + access_ttl },
-                refresh: Some(NewToken {
-                    hash: refresh.hash(),
-                    prefix: refresh.display_prefix(),
-                    expires_at: now + refresh_ttl,
-                }),
+                access: NewToken::of(&access, now + access_ttl),
+                refresh: Some(NewToken::of(&refresh, now + refresh_ttl)),
                 family: None,
             })
         })
@@ -228,12 +221,8 @@ impl Issue {
             principal: self.principal,
             client_id: self.client_id,
             scopes: self.scopes,
-            access: NewToken { hash: access.hash(), prefix: access.display_prefix(), expires_at: now + access_ttl },
-            refresh: refresh.as_ref().map(|r| NewToken {
-                hash: r.hash(),
-                prefix: r.display_prefix(),
-                expires_at: now + refresh_ttl,
-            }),
+            access: NewToken::of(&access, now + access_ttl),
+            refresh: refresh.as_ref().map(|r| NewToken::of(r, now + refresh_ttl)),
             family: None,
         };
         state.store.issue_tokens(&new).await?;

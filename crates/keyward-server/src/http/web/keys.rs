@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use keyward_core::ids::KeyId;
+use keyward_core::permission::PermissionSet;
 use keyward_store::{ApiKey, AuditFilter, Change, KeyScope, StoreError};
 
 use super::app::{back_of, person, Nav, Person};
@@ -62,10 +63,7 @@ struct KeyRow {
 
 impl KeyRow {
     fn new(key: &ApiKey, person: &Person, state: &AppState, now: DateTime<Utc>) -> Self {
-        let effective = match &key.permissions {
-            Some(own) => own.intersect(&person.holds),
-            None => person.holds.clone(),
-        };
+        let effective = PermissionSet::effective(key.permissions.as_ref(), &person.holds);
         let permissions = if key.permissions.is_none() {
             format!("all you hold ({})", effective.to_strings().join(", "))
         } else {
