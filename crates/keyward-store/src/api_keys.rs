@@ -236,19 +236,30 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        // The row is locked now: read what was revoked (a roll may have committed since
+        // the read above), so the answer and the audit event name the last prefix.
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.id = $1"))
+            .bind(id.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        key = key_from_row(&row)?;
         self.record_change(&mut tx, &Change::Key(id.clone())).await?;
         let event = AuditEvent::new(Some(&key.org_id), actor, "api_key.revoked")
             .target("api_key", id)
             .detail(key.audit_detail());
         insert_event(&mut tx, &event).await?;
         tx.commit().await?;
-        key.revoked_at = Some(now);
-        key.updated_at = now;
         Ok(key)
     }
 
     /// Gives a live key a new secret. The old secrets keep working for `grace` (none
     /// when zero) and are then useless; the key's other settings do not change.
+    ///
+    /// A roll is a compare-and-set on the key as read at its start: of several rolls
+    /// that read the same key at once, exactly one wins and the others are
+    /// [`StoreError::Concurrent`] (a revocation that won is `NotFound`). Without it, two
+    /// concurrent rolls on PostgreSQL each deleted only the secrets their statement's
+    /// snapshot saw, so both new secrets (and more) stayed valid.
     pub async fn roll_api_key(
         &self,
         scope: Option<&KeyScope>,
@@ -264,6 +275,27 @@ impl Store {
         }
         let now = crate::time::now();
         let mut tx = self.pool.begin().await?;
+        // Write first: the compare-and-set takes the key's row lock (SQLite: the write
+        // lock), so the secrets below are changed by the winner alone, and a later
+        // statement of this transaction sees every secret committed before it.
+        let won = sqlx::query(
+            "UPDATE api_keys SET prefix = $1, updated_at = $2 \
+             WHERE id = $3 AND revoked_at IS NULL AND prefix = $4 AND updated_at = $5",
+        )
+        .bind(new_prefix.as_str())
+        .bind(to_ms(now))
+        .bind(id.as_str())
+        .bind(key.prefix.as_str())
+        .bind(to_ms(key.updated_at))
+        .execute(&mut *tx)
+        .await?;
+        if won.rows_affected() == 0 {
+            tx.rollback().await?;
+            return match self.api_key(scope, id).await?.revoked_at {
+                Some(_) => Err(StoreError::NotFound),
+                None => Err(StoreError::Concurrent("this key")),
+            };
+        }
         if grace > Duration::zero() {
             let until = to_ms(now + grace);
             sqlx::query(
@@ -277,12 +309,6 @@ impl Store {
             sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
         }
         insert_secret(&mut tx, id, &new_hash.to_hex(), "sha256").await?;
-        sqlx::query("UPDATE api_keys SET prefix = $1, updated_at = $2 WHERE id = $3")
-            .bind(new_prefix.as_str())
-            .bind(to_ms(now))
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
         self.record_change(&mut tx, &Change::Key(id.clone())).await?;
         key.prefix = new_prefix.clone();
         key.updated_at = now;
@@ -318,18 +344,45 @@ impl Store {
             .collect()
     }
 
-    /// Replaces an imported bcrypt secret by its fast hash, after a successful check.
-    /// Returns whether this call did it (another request may have been first).
+    /// Replaces an imported bcrypt secret by its fast hash, after a successful check,
+    /// keeping the secret's expiry (a rolled key's old secret keeps only its grace).
+    /// Returns whether this call did it (another request may have been first, or a roll
+    /// may have removed the secret meanwhile).
     pub async fn upgrade_bcrypt_secret(&self, bcrypt: &str, hash: &SecretHash) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM api_key_secrets WHERE hash = $1 AND hash_kind = 'bcrypt' RETURNING key_id")
-            .bind(bcrypt)
-            .fetch_optional(&mut *tx)
-            .await?;
+        // Lock the key first, as a roll does: otherwise a roll running at the same time
+        // deletes the bcrypt row but not the fast one inserted here (its statement's
+        // snapshot predates it), and the old secret would outlive the roll.
+        let locked = sqlx::query(
+            "UPDATE api_keys SET updated_at = updated_at WHERE id = \
+             (SELECT key_id FROM api_key_secrets WHERE hash = $1 AND hash_kind = 'bcrypt')",
+        )
+        .bind(bcrypt)
+        .execute(&mut *tx)
+        .await?;
+        if locked.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let done = sqlx::query(
+            "DELETE FROM api_key_secrets WHERE hash = $1 AND hash_kind = 'bcrypt' RETURNING key_id, created_at, expires_at",
+        )
+        .bind(bcrypt)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = done else { return Ok(false) };
         let key_id: String = row.try_get("key_id")?;
-        let key_id = KeyId::parse(&key_id).ok_or_else(|| corrupt("key id", &key_id))?;
-        insert_secret(&mut tx, &key_id, &hash.to_hex(), "sha256").await?;
+        let created: i64 = row.try_get("created_at")?;
+        let expires: Option<i64> = row.try_get("expires_at")?;
+        sqlx::query(
+            "INSERT INTO api_key_secrets (hash, hash_kind, key_id, created_at, expires_at) VALUES ($1, 'sha256', $2, $3, $4)",
+        )
+        .bind(hash.to_hex())
+        .bind(&key_id)
+        .bind(created)
+        .bind(expires)
+        .execute(&mut *tx)
+        .await
+        .map_err(crate::conflict_as("a key with this secret"))?;
         // Other processes may have negative-cached the fast hash on their own attempt.
         self.record_change(&mut tx, &Change::KeyCreated).await?;
         tx.commit().await?;

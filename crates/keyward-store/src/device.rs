@@ -167,7 +167,11 @@ impl Store {
                 let Some(mut tokens) = issue(&approved) else { return Ok((DevicePoll::Denied, None)) };
                 let family = FamilyId::generate();
                 tokens.family = Some(family.clone());
-                let issued = self.issue_in(&mut tx, &tokens).await?;
+                let issued = match self.issue_in(&mut tx, &tokens).await {
+                    // The person left the organization while this poll ran.
+                    Err(StoreError::NotFound) => return Ok((DevicePoll::Denied, None)),
+                    other => other?,
+                };
                 sqlx::query("UPDATE device_authorizations SET status = 'redeemed', family_id = $1 WHERE id = $2")
                     .bind(family.as_str())
                     .bind(&id)

@@ -17,6 +17,19 @@
 //! - [`orgs`], [`members`], [`api_keys`], [`service_accounts`], [`tokens`], [`device`],
 //!   [`web_sessions`], [`usage`], [`audit`], [`changes`]: the queries, one module per
 //!   table family.
+//!
+//! # Concurrency
+//!
+//! Every transaction that reads and then writes *writes first*: a conditional update
+//! (`… WHERE revoked_at IS NULL`, or a compare-and-set on what was read before) whose
+//! row count says whether this request won, or a no-op update that takes the row lock.
+//! On PostgreSQL that row lock serialises the competing transactions; on SQLite the first
+//! write takes the database's write lock (a transaction that read first would fail with
+//! "database is locked" instead of waiting). A request that lost a race gets
+//! [`StoreError::Concurrent`] (or `NotFound` when the winner removed what it wanted),
+//! never a database error. Statements that lock many rows in an order PostgreSQL
+//! chooses (a whole token family, an account's keys) run in [`retrying`] transactions,
+//! so a deadlock victim is run again instead of failing.
 
 pub mod api_keys;
 pub mod audit;
@@ -26,6 +39,7 @@ pub mod device;
 pub mod members;
 pub mod model;
 pub mod orgs;
+
 pub mod service_accounts;
 pub mod tokens;
 pub mod usage;
@@ -55,6 +69,10 @@ pub enum StoreError {
     /// A unique constraint refused the write; the text names what already exists.
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// Another request changed the same thing at the same time and won; the text names
+    /// what. Trying again (after reading the new state) is safe.
+    #[error("{0} was changed by another request at the same time; try again")]
+    Concurrent(&'static str),
     /// A stored value did not parse back (a corrupted or hand-edited row).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
@@ -65,6 +83,35 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Whether PostgreSQL aborted the transaction only because of other transactions: a
+/// deadlock victim (`40P01`) or a serialization failure (`40001`). Running it again is
+/// the documented remedy.
+pub(crate) fn is_transient(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => matches!(db.code().as_deref(), Some("40P01" | "40001")),
+        _ => false,
+    }
+}
+
+/// Runs `op` (one whole transaction) again, up to three more times, when it failed
+/// [transiently](is_transient).
+pub(crate) async fn retrying<T, F, Fut>(mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if attempt < 3 && is_transient(&e) => {
+                attempt += 1;
+                tracing::debug!(attempt, error = %e, "transaction aborted by a concurrent one; running it again");
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Maps a unique violation to `Conflict(what)`, anything else to `Database`.
 pub(crate) fn conflict_as(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {

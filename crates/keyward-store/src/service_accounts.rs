@@ -314,9 +314,16 @@ impl Store {
         grace: Duration,
         actor: &Actor,
     ) -> Result<ServiceAccount> {
+        // A rotation is a compare-and-set on the secrets as read here: of several
+        // rotations that read them at once, one wins and the others are `Concurrent`
+        // (as for key rolls), rather than each answering a secret the next one removes.
+        let before = self.secret_hashes(&self.pool, id).await?;
         let now = crate::time::now();
         let mut tx = self.pool.begin().await?;
         lock_live_account(&mut tx, org, id).await?;
+        if self.secret_hashes(&mut *tx, id).await? != before {
+            return Err(StoreError::Concurrent("this service account's secrets"));
+        }
         if grace > Duration::zero() {
             let until = to_ms(now + grace);
             sqlx::query(
@@ -342,6 +349,18 @@ impl Store {
         insert_event(&mut tx, &event).await?;
         tx.commit().await?;
         self.service_account(org, id).await
+    }
+
+    /// Every stored secret hash of an account, sorted.
+    async fn secret_hashes<'e>(
+        &self,
+        exec: impl sqlx::Executor<'e, Database = Any>,
+        id: &ServiceAccountId,
+    ) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT hash FROM service_account_secrets WHERE account_id = $1 ORDER BY hash")
+            .bind(id.as_str())
+            .fetch_all(exec)
+            .await?)
     }
 
     /// Registers another public key.
@@ -389,6 +408,12 @@ impl Store {
     /// Deletes an account: its membership, secrets and public keys go, its API keys and
     /// tokens are revoked, and every cache drops its grants.
     pub async fn delete_service_account(&self, org: &OrgId, id: &ServiceAccountId, actor: &Actor) -> Result<()> {
+        // Its revocations lock every key and token of the account, in an order of
+        // PostgreSQL's choosing, which can deadlock with a family being revoked.
+        crate::retrying(|| self.delete_service_account_once(org, id, actor)).await
+    }
+
+    async fn delete_service_account_once(&self, org: &OrgId, id: &ServiceAccountId, actor: &Actor) -> Result<()> {
         let now = to_ms(crate::time::now());
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
@@ -402,6 +427,9 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        // The membership goes first: a token or key being issued holds it (`FOR KEY
+        // SHARE`) until it commits, so the revocations below, which start after this
+        // delete, see every credential issued before it.
         for sql in [
             "DELETE FROM memberships WHERE principal_id = $1",
             "DELETE FROM service_account_secrets WHERE account_id = $1",

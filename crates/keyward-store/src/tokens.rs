@@ -15,8 +15,8 @@ use sqlx::{Any, Row, Transaction};
 use crate::text::{corrupt, permissions_from_text, permissions_to_text};
 use crate::time::{from_ms, to_ms};
 use crate::{
-    Change, CredentialGrant, CredentialRef, IssuedTokens, NewToken, NewTokens, Principal, PrincipalKind,
-    RefreshOutcome, RefreshedGrant, Result, Store, StoreError, TokenInfo,
+    retrying, Backend, Change, CredentialGrant, CredentialRef, IssuedTokens, NewToken, NewTokens, Principal,
+    PrincipalKind, RefreshOutcome, RefreshedGrant, Result, Store, StoreError, TokenInfo,
 };
 
 /// The token joined with its organization, the principal's role and label.
@@ -58,16 +58,23 @@ fn info_from_row(row: &AnyRow) -> Result<TokenInfo> {
 
 async fn insert_token<'e>(
     exec: impl sqlx::Executor<'e, Database = Any>,
+    backend: Backend,
     new: &NewTokens,
     family: &FamilyId,
     kind: &str,
     token: &NewToken,
 ) -> Result<TokenId> {
     let id = TokenId::generate();
-    sqlx::query(
+    // Only for a member, whose membership row is locked against removal until this
+    // commits (PostgreSQL: `FOR KEY SHARE`, as a foreign key check does): a removal
+    // (or an account's deletion) that deletes the row first makes this insert find
+    // nothing, and one that comes second waits and then revokes this token too.
+    let inserted = sqlx::query(&format!(
         "INSERT INTO oauth_tokens (hash, id, kind, family_id, org_id, principal_kind, principal_id, client_id, scopes, prefix, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+         WHERE EXISTS (SELECT 1 FROM memberships WHERE org_id = $5 AND principal_id = $7{})",
+        key_share(backend)
+    ))
     .bind(token.hash.to_hex())
     .bind(id.as_str())
     .bind(kind)
@@ -83,7 +90,57 @@ async fn insert_token<'e>(
     .execute(exec)
     .await
     .map_err(crate::conflict_as("a token with this secret"))?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
     Ok(id)
+}
+
+/// The locking clause that keeps a membership row from being deleted until the
+/// transaction ends (PostgreSQL); SQLite's write lock already excludes every other writer.
+pub(crate) fn key_share(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => " FOR KEY SHARE",
+        Backend::Sqlite => "",
+    }
+}
+
+/// Serialises, on PostgreSQL, every transaction that adds to or revokes `family`
+/// (a transaction-scoped advisory lock on the family's id): a reuse's revocation then
+/// starts after a concurrent exchange committed, and sees — and revokes — the pair that
+/// exchange issued. SQLite runs one writer at a time anyway.
+async fn lock_family(tx: &mut Transaction<'_, Any>, backend: Backend, family: &str) -> Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("keyward.token_family.{family}"))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// On PostgreSQL, before touching the token whose hash is `hash`: its family's lock,
+/// then its principal's membership (the order removals lock in: membership, then
+/// tokens). `false`: no such token. On SQLite nothing (a transaction there must write
+/// first, and its write lock excludes everyone else).
+async fn lock_token_family(tx: &mut Transaction<'_, Any>, backend: Backend, hash: &str) -> Result<bool> {
+    if backend != Backend::Postgres {
+        return Ok(true);
+    }
+    // A token's family, organization and principal never change.
+    let row = sqlx::query("SELECT family_id, org_id, principal_id FROM oauth_tokens WHERE hash = $1")
+        .bind(hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else { return Ok(false) };
+    let family: String = row.try_get("family_id")?;
+    lock_family(tx, backend, &family).await?;
+    sqlx::query("SELECT role FROM memberships WHERE org_id = $1 AND principal_id = $2 FOR KEY SHARE")
+        .bind(row.try_get::<String, _>("org_id")?)
+        .bind(row.try_get::<String, _>("principal_id")?)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(true)
 }
 
 impl Store {
@@ -93,7 +150,7 @@ impl Store {
             // One row: one statement, no transaction (client_credentials, the hot path
             // of the token endpoint: BEGIN and COMMIT would triple its round trips).
             let family = new.family.clone().unwrap_or_else(FamilyId::generate);
-            let access_id = insert_token(&self.pool, new, &family, "access", &new.access).await?;
+            let access_id = insert_token(&self.pool, self.backend(), new, &family, "access", &new.access).await?;
             return Ok(IssuedTokens { access_id, refresh_id: None, family });
         }
         let mut tx = self.pool.begin().await?;
@@ -104,9 +161,9 @@ impl Store {
 
     pub(crate) async fn issue_in(&self, tx: &mut Transaction<'_, Any>, new: &NewTokens) -> Result<IssuedTokens> {
         let family = new.family.clone().unwrap_or_else(FamilyId::generate);
-        let access_id = insert_token(&mut **tx, new, &family, "access", &new.access).await?;
+        let access_id = insert_token(&mut **tx, self.backend(), new, &family, "access", &new.access).await?;
         let refresh_id = match &new.refresh {
-            Some(refresh) => Some(insert_token(&mut **tx, new, &family, "refresh", refresh).await?),
+            Some(refresh) => Some(insert_token(&mut **tx, self.backend(), new, &family, "refresh", refresh).await?),
             None => None,
         };
         Ok(IssuedTokens { access_id, refresh_id, family })
@@ -151,6 +208,11 @@ impl Store {
     /// Exchanges a refresh token issued to `client_id` for a new pair from `next`
     /// (whose `family` is ignored: the pair joins the presented token's family). One
     /// transaction: the old token is marked used only if the new pair is stored.
+    ///
+    /// A used token presented again revokes the family. On PostgreSQL the family's
+    /// lock is taken first, so that revocation also covers a pair an exchange running
+    /// at the same time issues; a revocation that still loses a deadlock to another
+    /// statement locking the same rows is run again in a transaction of its own.
     pub async fn refresh_tokens(
         &self,
         hash: &SecretHash,
@@ -158,20 +220,25 @@ impl Store {
         now: DateTime<Utc>,
         next: impl FnOnce(&RefreshedGrant) -> Option<NewTokens>,
     ) -> Result<(RefreshOutcome, Option<IssuedTokens>)> {
+        let hex = hash.to_hex();
         let mut tx = self.pool.begin().await?;
-        // Write first: the conditional update is the single point where two
-        // concurrent exchanges of the same token are told apart (only one matches).
+        if !lock_token_family(&mut tx, self.backend(), &hex).await? {
+            return Ok((RefreshOutcome::Invalid, None));
+        }
+        // The conditional update is the single point where two concurrent exchanges of
+        // the same token are told apart (only one matches). On SQLite it is also the
+        // transaction's first statement, which takes the write lock.
         let marked = sqlx::query(
             "UPDATE oauth_tokens SET used_at = $1 WHERE hash = $2 AND kind = 'refresh' AND client_id = $3 \
              AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 RETURNING id",
         )
         .bind(to_ms(now))
-        .bind(hash.to_hex())
+        .bind(&hex)
         .bind(client_id)
         .fetch_optional(&mut *tx)
         .await?;
         let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE t.hash = $1 AND t.kind = 'refresh'"))
-            .bind(hash.to_hex())
+            .bind(&hex)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else { return Ok((RefreshOutcome::Invalid, None)) };
@@ -182,8 +249,14 @@ impl Store {
         if marked.is_none() {
             if info.used && !info.revoked {
                 // Reuse of an exchanged token: revoke everything it led to.
-                self.revoke_family_in(&mut tx, &info.family, now).await?;
-                tx.commit().await?;
+                match self.revoke_family_in(&mut tx, &info.family, now).await {
+                    Ok(()) => tx.commit().await?,
+                    Err(e) if crate::is_transient(&e) => {
+                        drop(tx);
+                        self.revoke_family(&info.family).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
                 return Ok((RefreshOutcome::Reused(info.family), None));
             }
             return Ok((RefreshOutcome::Invalid, None));
@@ -200,11 +273,65 @@ impl Store {
             return Ok((RefreshOutcome::Invalid, None));
         };
         new.family = Some(info.family);
-        let issued = self.issue_in(&mut tx, &new).await?;
+        let issued = match self.issue_in(&mut tx, &new).await {
+            // Removed from the organization since the row was read (SQLite reads the
+            // role in this transaction, so only a principal mismatch gets here).
+            Err(StoreError::NotFound) => return Ok((RefreshOutcome::Invalid, None)),
+            other => other?,
+        };
         tx.commit().await?;
         Ok((RefreshOutcome::Exchanged(grant), Some(issued)))
     }
 
+    /// Revokes a token (RFC 7009) if it was issued to `client_id`: an access token
+    /// alone, a refresh token with its whole family. Returns the family revoked from,
+    /// or `None` when nothing matched (unknown, another client's, already revoked).
+    pub async fn revoke_token(&self, hash: &SecretHash, client_id: &str) -> Result<Option<FamilyId>> {
+        let hex = hash.to_hex();
+        retrying(|| async {
+            let now = crate::time::now();
+            let mut tx = self.pool.begin().await?;
+            if !lock_token_family(&mut tx, self.backend(), &hex).await? {
+                return Ok(None);
+            }
+            let row = sqlx::query(
+                "UPDATE oauth_tokens SET revoked_at = $1 WHERE hash = $2 AND client_id = $3 AND revoked_at IS NULL \
+                 RETURNING kind, family_id",
+            )
+            .bind(to_ms(now))
+            .bind(&hex)
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let kind: String = row.try_get("kind")?;
+            let family: String = row.try_get("family_id")?;
+            let family = FamilyId::parse(&family).ok_or_else(|| corrupt("family id", &family))?;
+            if kind == "refresh" {
+                self.revoke_family_in(&mut tx, &family, now).await?;
+            } else {
+                self.record_change(&mut tx, &Change::Tokens(family.clone())).await?;
+            }
+            tx.commit().await?;
+            Ok(Some(family))
+        })
+        .await
+    }
+
+    /// Revokes a family (a signed-in device, or reuse detected elsewhere).
+    pub async fn revoke_family(&self, family: &FamilyId) -> Result<()> {
+        retrying(|| async {
+            let mut tx = self.pool.begin().await?;
+            lock_family(&mut tx, self.backend(), family.as_str()).await?;
+            self.revoke_family_in(&mut tx, family, crate::time::now()).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Revokes every token of `family` inside `tx` (whose first write this may be on
+    /// SQLite: an `UPDATE` takes the write lock even when it matches nothing).
     async fn revoke_family_in(
         &self,
         tx: &mut Transaction<'_, Any>,
@@ -217,41 +344,5 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         self.record_change(tx, &Change::Tokens(family.clone())).await
-    }
-
-    /// Revokes a token (RFC 7009) if it was issued to `client_id`: an access token
-    /// alone, a refresh token with its whole family. Returns the family revoked from,
-    /// or `None` when nothing matched (unknown, another client's, already revoked).
-    pub async fn revoke_token(&self, hash: &SecretHash, client_id: &str) -> Result<Option<FamilyId>> {
-        let now = crate::time::now();
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "UPDATE oauth_tokens SET revoked_at = $1 WHERE hash = $2 AND client_id = $3 AND revoked_at IS NULL \
-             RETURNING kind, family_id",
-        )
-        .bind(to_ms(now))
-        .bind(hash.to_hex())
-        .bind(client_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let kind: String = row.try_get("kind")?;
-        let family: String = row.try_get("family_id")?;
-        let family = FamilyId::parse(&family).ok_or_else(|| corrupt("family id", &family))?;
-        if kind == "refresh" {
-            self.revoke_family_in(&mut tx, &family, now).await?;
-        } else {
-            self.record_change(&mut tx, &Change::Tokens(family.clone())).await?;
-        }
-        tx.commit().await?;
-        Ok(Some(family))
-    }
-
-    /// Revokes a family (a signed-in device, or reuse detected elsewhere).
-    pub async fn revoke_family(&self, family: &FamilyId) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        self.revoke_family_in(&mut tx, family, crate::time::now()).await?;
-        tx.commit().await?;
-        Ok(())
     }
 }

@@ -182,10 +182,11 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A new secret for the same key; the old one works for `grace_seconds` more.
+/// A new secret for the same key; the old one works for `grace_seconds` more. Of
+/// simultaneous rolls of one key one wins; the others answer `409 conflict`.
 #[utoipa::path(post, path = "/api/v1/api-keys/{id}/roll", tag = "api-keys", params(("id" = String, Path)),
     request_body(content = Option<RollBody>),
-    responses((status = 200, body = KeyWithSecret), (status = 404, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
+    responses((status = 200, body = KeyWithSecret), (status = 404, body = super::views::ErrorBody), (status = 409, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
 pub async fn roll(
     State(state): State<AppState>,
     caller: Caller,

@@ -190,7 +190,7 @@ pub async fn delete(
 
 /// A new client secret, shown once; the old ones keep working for `grace_seconds`.
 #[utoipa::path(post, path = "/api/v1/service-accounts/{id}/secret", tag = "service-accounts", request_body = RotateBody,
-    responses((status = 200, body = AccountView), (status = 404, body = super::views::ErrorBody)))]
+    responses((status = 200, body = AccountView), (status = 404, body = super::views::ErrorBody), (status = 409, body = super::views::ErrorBody)))]
 pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,

@@ -58,6 +58,7 @@ mod oauth_token;
 mod ops;
 mod org;
 mod presentation;
+mod races;
 mod revocation;
 mod secrets_at_rest;
 mod service_accounts;

@@ -225,7 +225,11 @@ impl Issue {
             refresh: refresh.as_ref().map(|r| NewToken::of(r, now + refresh_ttl)),
             family: None,
         };
-        state.store.issue_tokens(&new).await?;
+        state.store.issue_tokens(&new).await.map_err(|e| match e {
+            // The account was deleted (or left the organization) after it authenticated.
+            keyward_store::StoreError::NotFound => OAuthError::invalid_grant("the client is no longer a member"),
+            other => other.into(),
+        })?;
         Ok(token_response(&access, refresh.as_ref(), state, effective))
     }
 }

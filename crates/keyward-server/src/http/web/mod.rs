@@ -87,6 +87,8 @@ pub enum WebError {
     TooLarge,
     /// 415: not a form.
     NotAForm,
+    /// 409: another request changed the same thing at the same time and won.
+    Conflict,
     /// 503: the database cannot be reached.
     Unavailable,
     /// 500: logged, never echoed.
@@ -99,6 +101,7 @@ impl From<keyward_store::StoreError> for WebError {
             keyward_store::StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
                 WebError::Unavailable
             }
+            keyward_store::StoreError::Concurrent(_) => WebError::Conflict,
             other => WebError::Internal(other.to_string()),
         }
     }
@@ -129,6 +132,11 @@ impl IntoResponse for WebError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "Bad request",
                 "send the form as application/x-www-form-urlencoded",
+            ),
+            WebError::Conflict => (
+                StatusCode::CONFLICT,
+                "Changed meanwhile",
+                "this was changed by another request at the same time; reload the page and try again",
             ),
             WebError::Unavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "the service is unavailable; try again shortly")
