@@ -17,6 +17,8 @@
 //! - [`orgs`], [`members`], [`api_keys`], [`service_accounts`], [`tokens`], [`device`],
 //!   [`web_sessions`], [`usage`], [`audit`], [`changes`]: the queries, one module per
 //!   table family.
+//! - [`purge`]: deleting, in bounded batches, rows that ended (token families, device
+//!   codes, used JWT ids, browser sessions).
 //!
 //! # Concurrency
 //!
@@ -39,6 +41,7 @@ pub mod device;
 pub mod members;
 pub mod model;
 pub mod orgs;
+pub mod purge;
 
 pub mod service_accounts;
 pub mod tokens;
@@ -56,6 +59,7 @@ pub use audit::AuditFilter;
 pub use changes::{ChangeListener, LoggedChange, CHANGE_CHANNEL, LISTENER_APPLICATION_NAME};
 pub use db::{Backend, Store};
 pub use model::*;
+pub use purge::{PurgeRules, Purged};
 
 /// Errors of the storage layer. The server maps them: `NotFound` → 404, `Conflict` →
 /// 409, `Database` → 503 when the pool timed out or the connection failed (the

@@ -120,3 +120,15 @@ impl TestDb {
         }
     }
 }
+
+impl Store {
+    /// How many rows `table` holds (tests of the purge). Only the tables the purge
+    /// touches are accepted.
+    pub async fn row_count(&self, table: &str) -> i64 {
+        assert!(
+            ["oauth_tokens", "device_authorizations", "assertion_jtis", "web_sessions"].contains(&table),
+            "not a purged table: {table}"
+        );
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await.expect("count rows")
+    }
+}

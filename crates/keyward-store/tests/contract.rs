@@ -10,7 +10,8 @@ use keyward_core::secret::PlainSecret;
 use keyward_core::secret::{SecretFormat, SecretHash, SecretKind};
 use keyward_store::{
     Actor, Change, ClientSecretInfo, CredentialRef, KeyScope, KeyUsage, NewApiKey, NewClientSecret, NewServiceAccount,
-    NewToken, NewTokens, Principal, PrincipalKind, RefreshOutcome, ServiceAccount, Store, StoreError,
+    NewToken, NewTokens, Principal, PrincipalKind, PurgeRules, Purged, RefreshOutcome, ServiceAccount, Store,
+    StoreError,
 };
 
 /// Runs one async case against both backends.
@@ -49,6 +50,10 @@ contract!(
     jti_is_single_use_per_issuer,
     concurrent_refreshes_and_jtis_have_one_winner,
     only_recent_rows_below_the_cursor_are_read_again,
+    purge_removes_what_ended_and_keeps_the_rest,
+    purge_keeps_a_device_while_its_family_lives,
+    purge_works_in_bounded_batches,
+    a_bcrypt_upgrade_keeps_a_rolled_secrets_grace,
 );
 
 /// `changes_since`: everything past the cursor; below it, only rows written since
@@ -857,4 +862,191 @@ async fn concurrent_refreshes_and_jtis_have_one_winner(store: &Store) {
     let mut results = [x.unwrap(), y.unwrap()];
     results.sort();
     assert_eq!(results, [false, true], "one use, one replay");
+}
+
+fn purge_rules(ended_before: chrono::DateTime<Utc>) -> PurgeRules {
+    PurgeRules { ended_before, jtis_expired_before: Utc::now(), batch_size: 100, max_batches: 10 }
+}
+
+async fn stored(store: &Store, secret: &PlainSecret) -> bool {
+    store.token_by_hash(&secret.hash()).await.unwrap().is_some()
+}
+
+/// Ended rows go, live ones stay; a family goes only when every token of it ended, so a
+/// used refresh token stays as long as its family can still be revoked by its reuse.
+async fn purge_removes_what_ended_and_keeps_the_rest(store: &Store) {
+    let (org, user) = setup(store).await;
+    let (account, _) = account_with_secret(store, &org).await;
+    let client = account.client_id.clone();
+    let now = Utc::now();
+    // An access token that expired two hours ago, alone in its family.
+    let (mut old, old_access, _) = grant(&account, &client, false);
+    old.access.expires_at = now - Duration::hours(2);
+    store.issue_tokens(&old).await.unwrap();
+    // A family whose access token expired but whose refresh token lives.
+    let (mut half, half_access, half_refresh) = grant(&account, &client, true);
+    half.access.expires_at = now - Duration::hours(2);
+    store.issue_tokens(&half).await.unwrap();
+    // A family rotated once: its first refresh token is used, the second lives.
+    let (first, first_access, first_refresh) = grant(&account, &client, true);
+    store.issue_tokens(&first).await.unwrap();
+    let (second, second_access, second_refresh) = grant(&account, &client, true);
+    let first_refresh = first_refresh.unwrap();
+    let (outcome, _) =
+        store.refresh_tokens(&first_refresh.hash(), &client, Utc::now(), |_| Some(second)).await.unwrap();
+    assert!(matches!(outcome, RefreshOutcome::Exchanged(_)));
+    // A live token, and a family revoked just now.
+    let (live, live_access, _) = grant(&account, &client, false);
+    store.issue_tokens(&live).await.unwrap();
+    let (gone, gone_access, gone_refresh) = grant(&account, &client, true);
+    store.issue_tokens(&gone).await.unwrap();
+    assert!(store.revoke_token(&gone_refresh.as_ref().unwrap().hash(), &client).await.unwrap().is_some());
+    // Device codes: one expired two hours ago, one live.
+    let code = |expires_at| keyward_store::NewDeviceAuthorization {
+        code_hash: secrets().generate(SecretKind::AccessToken).hash(),
+        user_code: keyward_core::device::UserCode::generate(),
+        client_id: "keyward-cli".into(),
+        scopes: None,
+        interval: Duration::seconds(5),
+        expires_at,
+    };
+    store.create_device_authorization(&code(now - Duration::hours(2))).await.unwrap();
+    store.create_device_authorization(&code(now + Duration::minutes(10))).await.unwrap();
+    // Used JWT ids: one whose assertion expired, one still acceptable.
+    // (Another issuer for the old one: recording an id prunes its issuer's expired ids.)
+    assert!(store.use_jti("other-issuer", "old", now - Duration::minutes(1)).await.unwrap());
+    assert!(store.use_jti("issuer", "new", now + Duration::minutes(5)).await.unwrap());
+    // Browser sessions: one ended a minute ago, one live (of another person: starting a
+    // session prunes the person's ended ones).
+    let other = store.create_user(&Email::parse("bob@example.com").unwrap(), "Bob", None).await.unwrap();
+    store.create_web_session(&SecretHash::of("ended"), &other.id, now - Duration::minutes(1)).await.unwrap();
+    store.create_web_session(&SecretHash::of("live"), &user.id, now + Duration::hours(1)).await.unwrap();
+
+    // An hour of retention: only what ended before that goes.
+    let purged = store.purge(&purge_rules(now - Duration::hours(1))).await.unwrap();
+    assert_eq!(
+        purged,
+        Purged { oauth_tokens: 1, device_authorizations: 1, assertion_jtis: 1, web_sessions: 0 },
+        "the first pass"
+    );
+    assert!(!stored(store, &old_access).await, "the family that ended two hours ago");
+    for (what, t) in [
+        ("an expired access token of a live family", &half_access),
+        ("the live refresh token", half_refresh.as_ref().unwrap()),
+        ("a used refresh token of a live family", &first_refresh),
+        ("the first access token of a live family", &first_access),
+        ("the family's newest access token", &second_access),
+        ("the family's newest refresh token", second_refresh.as_ref().unwrap()),
+        ("a live token", &live_access),
+        ("a family revoked within the retention", &gone_access),
+    ] {
+        assert!(stored(store, t).await, "{what} stays");
+    }
+    assert!(!store.use_jti("issuer", "new", now + Duration::minutes(5)).await.unwrap(), "a live jti stays used");
+    assert_eq!(store.row_count("device_authorizations").await, 1, "the live code stays");
+    assert_eq!(store.row_count("web_sessions").await, 2, "sessions ended within the retention stay");
+
+    // No retention: the revoked family and the ended session go too, nothing live does.
+    let purged = store.purge(&purge_rules(Utc::now() + Duration::seconds(1))).await.unwrap();
+    assert_eq!(purged.oauth_tokens, 2, "the revoked family's two tokens: {purged:?}");
+    assert_eq!(purged.web_sessions, 1);
+    assert!(!stored(store, &gone_access).await && !stored(store, gone_refresh.as_ref().unwrap()).await);
+    assert!(stored(store, &first_refresh).await, "the used token of a live family still stays");
+    assert!(stored(store, &half_access).await, "so does an expired token of a live family");
+    assert_eq!(store.row_count("web_sessions").await, 1, "the live session stays");
+    assert!(store.web_session(&SecretHash::of("live")).await.unwrap().is_some());
+
+    // Reuse still revokes the family, which then goes whole.
+    let (outcome, _) = store.refresh_tokens(&first_refresh.hash(), &client, Utc::now(), |_| None).await.unwrap();
+    assert!(matches!(outcome, RefreshOutcome::Reused(_)), "{outcome:?}");
+    let purged = store.purge(&purge_rules(Utc::now() + Duration::seconds(1))).await.unwrap();
+    assert_eq!(purged.oauth_tokens, 4, "the rotated family: {purged:?}");
+    assert_eq!(store.purge(&purge_rules(Utc::now() + Duration::seconds(1))).await.unwrap(), Purged::default());
+}
+
+/// A redeemed device code is a signed-in device: it stays while its family has a token.
+async fn purge_keeps_a_device_while_its_family_lives(store: &Store) {
+    let (org, user) = setup(store).await;
+    let user_code = keyward_core::device::UserCode::generate();
+    let device_code = secrets().generate(SecretKind::AccessToken);
+    store
+        .create_device_authorization(&keyward_store::NewDeviceAuthorization {
+            code_hash: device_code.hash(),
+            user_code: user_code.clone(),
+            client_id: "keyward-cli".into(),
+            scopes: None,
+            interval: Duration::seconds(5),
+            expires_at: Utc::now() + Duration::minutes(10),
+        })
+        .await
+        .unwrap();
+    assert!(store.decide_device(&user_code, &user.id, &org.id, true).await.unwrap());
+    let (access, access_new) = token(SecretKind::AccessToken, Duration::hours(1));
+    let (_, refresh_new) = token(SecretKind::RefreshToken, Duration::days(30));
+    let (poll, issued) = store
+        .poll_device(&device_code.hash(), "keyward-cli", Utc::now(), |a| {
+            Some(NewTokens {
+                org_id: a.org_id.clone(),
+                principal: Principal::user(&a.user_id),
+                client_id: a.client_id.clone(),
+                scopes: None,
+                access: access_new,
+                refresh: Some(refresh_new),
+                family: None,
+            })
+        })
+        .await
+        .unwrap();
+    assert!(matches!(poll, keyward_store::DevicePoll::Redeemed(_)), "{poll:?}");
+    let family = issued.unwrap().family;
+    // Long after the code itself expired, the device stays while its tokens do.
+    let far = Utc::now() + Duration::days(1);
+    assert_eq!(store.purge(&purge_rules(far)).await.unwrap().device_authorizations, 0);
+    assert_eq!(store.device_sessions(&user.id, &org.id).await.unwrap().len(), 1);
+    assert!(stored(store, &access).await, "the access token of a live family stays");
+    // Signed out, and once its tokens are gone, so is the device.
+    store.end_device_session(&user.id, &org.id, &family).await.unwrap();
+    let purged = store.purge(&purge_rules(far)).await.unwrap();
+    assert_eq!((purged.oauth_tokens, purged.device_authorizations), (2, 1), "{purged:?}");
+    assert_eq!(store.row_count("device_authorizations").await, 0);
+}
+
+/// Each statement deletes at most `batch_size` rows, and a pass runs at most
+/// `max_batches` of them per table.
+async fn purge_works_in_bounded_batches(store: &Store) {
+    setup(store).await;
+    for i in 0..7 {
+        // One person each: starting a session prunes the person's ended ones.
+        let email = Email::parse(&format!("p{i}@example.com")).unwrap();
+        let user = store.create_user(&email, "P", None).await.unwrap();
+        store
+            .create_web_session(&SecretHash::of(&format!("s{i}")), &user.id, Utc::now() - Duration::minutes(1))
+            .await
+            .unwrap();
+    }
+    let rules = PurgeRules { batch_size: 2, max_batches: 2, ..purge_rules(Utc::now()) };
+    assert_eq!(store.purge(&rules).await.unwrap().web_sessions, 4, "two batches of two");
+    assert_eq!(store.row_count("web_sessions").await, 3);
+    assert_eq!(store.purge(&rules).await.unwrap().web_sessions, 3, "two and one, then it stops");
+    assert_eq!(store.purge(&rules).await.unwrap().web_sessions, 0);
+}
+
+/// A rolled key's imported bcrypt secret keeps its grace expiry when it is upgraded to
+/// the fast hash on first use (it used to lose it, and so never expire).
+async fn a_bcrypt_upgrade_keeps_a_rolled_secrets_grace(store: &Store) {
+    let (org, user) = setup(store).await;
+    let plain = "legacy-secret-for-the-grace-test";
+    let bcrypt = bcrypt::hash(plain, 4).unwrap();
+    let (new, _) = new_key(&org, &user, None);
+    let imported = ImportedHash::Bcrypt(BcryptHash::parse(&bcrypt).unwrap());
+    let key = store.import_api_key(&new, &imported, &Actor::cli()).await.unwrap();
+    let next = secrets().generate(SecretKind::ApiKey);
+    store
+        .roll_api_key(None, &key.id, &next.hash(), &next.display_prefix(), Duration::minutes(5), &Actor::cli())
+        .await
+        .unwrap();
+    assert!(store.upgrade_bcrypt_secret(&bcrypt, &SecretHash::of(plain)).await.unwrap());
+    let grant = store.key_grant_by_hash(&SecretHash::of(plain)).await.unwrap().expect("upgraded");
+    let expires = grant.secret_expires_at.expect("the grace expiry survives the upgrade");
+    assert!(expires <= Utc::now() + Duration::minutes(5), "{expires}");
 }
