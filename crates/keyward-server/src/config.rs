@@ -42,6 +42,38 @@ struct RawConfig {
     change_poll_interval: String,
     log_format: String,
     session_lifetime: String,
+    purge: RawPurge,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+struct RawPurge {
+    enabled: bool,
+    interval: String,
+    retention: String,
+    batch_size: u32,
+    max_batches: u32,
+}
+
+impl Default for RawPurge {
+    fn default() -> Self {
+        Self { enabled: true, interval: "1m".into(), retention: "24h".into(), batch_size: 1000, max_batches: 10 }
+    }
+}
+
+/// The `[purge]` table: what the background purge deletes and how fast.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurgeSettings {
+    /// Off: this instance never purges (another one, or nobody, does).
+    pub enabled: bool,
+    /// Time between two passes.
+    pub interval: Duration,
+    /// How long ended tokens, device codes and browser sessions are kept.
+    pub retention: Duration,
+    /// Rows per delete statement.
+    pub batch_size: u32,
+    /// Statements per table and pass.
+    pub max_batches: u32,
 }
 
 #[derive(Deserialize, Debug)]
@@ -97,6 +129,7 @@ impl Default for RawConfig {
             change_poll_interval: "250ms".into(),
             log_format: "text".into(),
             session_lifetime: "12h".into(),
+            purge: RawPurge::default(),
         }
     }
 }
@@ -179,6 +212,7 @@ const ENV_KEYS: &[&str] = &[
     "change_poll_interval",
     "log_format",
     "session_lifetime",
+    "purge",
 ];
 
 /// Output format of the server's logs.
@@ -223,6 +257,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The `[gateway]` table, when the gateway is on (see [`crate::gateway::settings`]).
     pub gateway: Option<crate::gateway::GatewaySettings>,
+    pub purge: PurgeSettings,
 }
 
 /// Hides the database URL, which may carry a password.
@@ -380,6 +415,7 @@ impl Settings {
             })
             .collect();
         let refresh_token_ttl = token_ttl("oauth.refresh_token_ttl", &raw.oauth.refresh_token_ttl)?;
+        let purge = check_purge(&raw.purge)?;
         Ok(Self {
             listen,
             database_url: raw.database_url,
@@ -403,8 +439,33 @@ impl Settings {
             change_poll_interval,
             log_format,
             gateway,
+            purge,
         })
     }
+}
+
+fn check_purge(raw: &RawPurge) -> Result<PurgeSettings, ConfigError> {
+    let interval = duration("purge.interval", &raw.interval)?;
+    if interval.is_zero() || interval > Duration::from_secs(24 * 3600) {
+        return Err(bad("purge.interval", &raw.interval, "must lie between 1ms and 24h"));
+    }
+    let retention = duration("purge.retention", &raw.retention)?;
+    if retention > Duration::from_secs(10 * 365 * 24 * 3600) {
+        return Err(bad("purge.retention", &raw.retention, "must be at most 10 years"));
+    }
+    if !(1..=100_000).contains(&raw.batch_size) {
+        return Err(bad("purge.batch_size", &raw.batch_size.to_string(), "must lie between 1 and 100000"));
+    }
+    if !(1..=1000).contains(&raw.max_batches) {
+        return Err(bad("purge.max_batches", &raw.max_batches.to_string(), "must lie between 1 and 1000"));
+    }
+    Ok(PurgeSettings {
+        enabled: raw.enabled,
+        interval,
+        retention,
+        batch_size: raw.batch_size,
+        max_batches: raw.max_batches,
+    })
 }
 
 #[cfg(test)]
@@ -427,6 +488,37 @@ mod tests {
         assert_eq!(written.device_client_names, defaults.device_client_names);
         assert_eq!(written.service_accounts_min_plan, defaults.service_accounts_min_plan);
         assert_eq!(written.roles.catalogue(), defaults.roles.catalogue());
+        assert_eq!(written.purge, defaults.purge);
+    }
+
+    #[test]
+    fn purge_settings_are_checked() {
+        let s = Settings::from_toml(
+            "[purge]\nenabled = false\ninterval = \"5s\"\nretention = \"0s\"\nbatch_size = 10\nmax_batches = 3",
+        )
+        .unwrap();
+        assert_eq!(
+            s.purge,
+            PurgeSettings {
+                enabled: false,
+                interval: Duration::from_secs(5),
+                retention: Duration::ZERO,
+                batch_size: 10,
+                max_batches: 3
+            }
+        );
+        let d = Settings::from_toml("").unwrap().purge;
+        assert!(d.enabled);
+        assert_eq!((d.interval, d.retention), (Duration::from_secs(60), Duration::from_secs(24 * 3600)));
+        for (bad, key) in [
+            ("[purge]\ninterval = \"0s\"", "purge.interval"),
+            ("[purge]\nretention = \"soon\"", "purge.retention"),
+            ("[purge]\nbatch_size = 0", "purge.batch_size"),
+            ("[purge]\nmax_batches = 0", "purge.max_batches"),
+        ] {
+            let e = Settings::from_toml(bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

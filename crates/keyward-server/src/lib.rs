@@ -14,6 +14,8 @@
 //!   upstream API.
 //! - [`http`]: routes, extractors, the error type and its status mapping.
 //! - [`metrics`]: counters for `/metrics`.
+//! - [`purge`]: the background task that deletes ended tokens, device codes, used JWT
+//!   ids and browser sessions in bounded batches.
 //! - [`ratelimit`]: failure counters that slow sign-in and user-code guessing.
 //! - [`state`]: what handlers share.
 
@@ -23,6 +25,7 @@ pub mod gateway;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod purge;
 pub mod ratelimit;
 pub mod service_accounts;
 pub mod startup;

@@ -44,7 +44,14 @@ pub struct Metrics {
     pub fail_closed: Counter,
     /// Times the PostgreSQL notification connection was lost.
     pub listener_reconnects: Counter,
+    /// Rows deleted by the purge task, by table (in the order of [`PURGED_TABLES`]).
+    purged: [Counter; PURGED_TABLES.len()],
+    /// Purge passes that failed (logged; the next pass tries again).
+    pub purge_failures: Counter,
 }
+
+/// The tables the purge task deletes from.
+pub const PURGED_TABLES: [&str; 4] = ["oauth_tokens", "device_authorizations", "assertion_jtis", "web_sessions"];
 
 /// Figures read at scrape time rather than counted.
 pub struct Gauges {
@@ -68,6 +75,13 @@ impl Metrics {
             None => map.entry(route.to_owned()).or_default(),
         };
         *statuses.entry(status).or_default() += 1;
+    }
+
+    /// `rows` deleted from `table` by the purge task.
+    pub fn purged(&self, table: &str, rows: u64) {
+        if let Some(i) = PURGED_TABLES.iter().position(|t| *t == table) {
+            self.purged[i].add(rows);
+        }
     }
 
     /// How long a change took from its commit to this instance's cache.
@@ -146,6 +160,22 @@ impl Metrics {
             vec![(String::new(), self.listener_reconnects.get().to_string())],
         );
         series(
+            "keyward_purged_rows_total",
+            "counter",
+            "Rows deleted by the purge task (ended tokens, device codes, used JWT ids, browser sessions), by table.",
+            PURGED_TABLES
+                .iter()
+                .zip(&self.purged)
+                .map(|(t, c)| (format!("{{table=\"{t}\"}}"), c.get().to_string()))
+                .collect(),
+        );
+        series(
+            "keyward_purge_failures_total",
+            "counter",
+            "Purge passes that failed.",
+            vec![(String::new(), self.purge_failures.get().to_string())],
+        );
+        series(
             "keyward_db_pool_connections",
             "gauge",
             "Database pool connections, by state.",
@@ -170,6 +200,8 @@ mod tests {
         m.response("/api/v1/me", 401);
         m.response("/api/v1/me", 401);
         m.propagation_lag(chrono::Duration::milliseconds(12));
+        m.purged("web_sessions", 3);
+        m.purged("no_such_table", 5);
         let text = m.render(&Gauges { cached_grants: 3, pool_size: 4, pool_idle: 1 });
         for line in [
             "keyward_authentications_total{result=\"ok\",kind=\"api_key\"} 1",
@@ -179,6 +211,9 @@ mod tests {
             "keyward_change_propagation_seconds_sum 0.012000",
             "keyward_change_propagation_seconds_count 1",
             "keyward_db_pool_connections{state=\"in_use\"} 3",
+            "keyward_purged_rows_total{table=\"web_sessions\"} 3",
+            "keyward_purged_rows_total{table=\"oauth_tokens\"} 0",
+            "keyward_purge_failures_total 0",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

@@ -82,6 +82,12 @@ impl Server {
             state.settings.change_poll_interval,
             stopped.clone(),
         ));
+        let purger = tokio::spawn(crate::purge::run(
+            state.store.clone(),
+            state.settings.purge.clone(),
+            state.metrics.clone(),
+            stopped.clone(),
+        ));
         let flusher = tokio::spawn(flush_usage(state.clone(), stopped));
         // One shutdown signal, seen by both listeners.
         let (quit, quitting) = watch::channel(false);
@@ -116,6 +122,11 @@ impl Server {
         let _ = stop.send(true);
         let _ = follower.await;
         let _ = flusher.await;
+        // A pass in progress is cut after a while; its deletes are idempotent.
+        let mut purger = purger;
+        if tokio::time::timeout(crate::purge::STOP_WAIT, &mut purger).await.is_err() {
+            purger.abort();
+        }
         state.usage.flush(&state.store).await;
         state.store.close().await;
         tracing::info!("keyward stopped");

@@ -39,6 +39,9 @@
 //!   CSRF on every form, another organization's ids.
 //! - [`login`]: `/login`, `/logout` and the `/device` page: one failure message, the
 //!   session cookie, local `next` only, CSRF, rate limits, plain pages, bad forms.
+//! - [`purge`]: the background purge of ended rows, and its metrics.
+//! - [`races`]: concurrent state changes (rolls, rotations, refresh-token reuse,
+//!   deletions while issuing) from many tasks at once: one winner, never a 500.
 //! - [`web_pages`]: the web UI's pages: CSRF on every form, nothing of another
 //!   organization or person, no secret in a URL, own assets and labelled fields.
 
@@ -58,6 +61,7 @@ mod oauth_token;
 mod ops;
 mod org;
 mod presentation;
+mod purge;
 mod races;
 mod revocation;
 mod secrets_at_rest;

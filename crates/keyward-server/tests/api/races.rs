@@ -345,7 +345,31 @@ async fn deleting_an_account_while_it_gets_tokens(db: &TestDb) {
     }
 }
 
+async fn jwt_grant(app: &TestApp, jwt: &str) -> Reply {
+    app.token(None, &[("grant_type", JWT_BEARER_GRANT), ("assertion", jwt)]).await
+}
+
+/// A JWT assertion already past its `exp` but within the clock-skew leeway is accepted
+/// once; its `jti` must stay remembered until the leeway ends too, even when the
+/// issuer's next assertion prunes expired ids meanwhile.
+async fn a_jti_is_remembered_through_the_leeway(db: &TestDb) {
+    let app = spawn_app(db).await;
+    let (admin, _) = account(&app).await;
+    let signer = Signer::ec();
+    let sa = app.create_sa(&admin, json!({"name": "signer", "public_keys": [signer.public_pem]})).await;
+    let kid = sa.kid("ES256");
+    let mut claims = assertion_claims(&sa.client_id, &token_endpoint());
+    claims["exp"] = json!(Utc::now().timestamp() - 5);
+    let late = signer.sign(Some(&kid), &claims);
+    assert_eq!(jwt_grant(&app, &late).await.status, 200, "accepted within the leeway");
+    // Another assertion of the same issuer (which prunes its expired ids).
+    let fresh = signer.sign(Some(&kid), &assertion_claims(&sa.client_id, &token_endpoint()));
+    assert_eq!(jwt_grant(&app, &fresh).await.status, 200);
+    jwt_grant(&app, &late).await.assert_oauth_error(400, "invalid_grant");
+}
+
 both_backends_parallel!(
+    a_jti_is_remembered_through_the_leeway,
     simultaneous_rolls_have_one_winner,
     roll_and_revoke_at_once,
     simultaneous_refresh_token_reuse,

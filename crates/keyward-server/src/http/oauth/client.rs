@@ -236,7 +236,9 @@ pub async fn by_assertion(
     if verified.iss != verified.sub || verified.sub != record.account.client_id {
         return Err(refused("iss and sub must both be the client id"));
     }
-    let until = chrono::DateTime::from_timestamp(verified.exp, 0).unwrap_or_else(chrono::Utc::now);
+    // Remembered as long as the assertion could be accepted: its `exp` plus the leeway.
+    let until = chrono::DateTime::from_timestamp(verified.exp.saturating_add(ASSERTION_LEEWAY_SECONDS), 0)
+        .unwrap_or_else(chrono::Utc::now);
     if !state.store.use_jti(&record.account.client_id, &verified.jti, until).await? {
         return Err(refused("this jti was used before"));
     }
