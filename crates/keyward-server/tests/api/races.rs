@@ -142,6 +142,13 @@ async fn roll_and_revoke_at_once(db: &TestDb) {
         assert_eq!(app.me_status(&target.secret, Via::Bearer).await, 401, "round {round}: the first secret");
         let listed = app.list_keys(&manager, "?include_revoked=true").await;
         assert!(!find(&listed, &target.id).expect("listed")["revoked_at"].is_null(), "round {round}: revoked");
+        // Nothing happened to the key after its revocation: no roll committed later.
+        let events = app.store.audit_events(&org.id, None, 100).await.unwrap();
+        let last = events
+            .iter()
+            .find(|e| e.target_id.as_deref() == Some(target.id.as_str()) && e.action.starts_with("api_key."))
+            .expect("events");
+        assert_eq!(last.action, "api_key.revoked", "round {round}: the key's last event");
     }
 }
 
