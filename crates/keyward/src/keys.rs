@@ -1,5 +1,6 @@
-//! `key` commands. The rules (names, permissions held by the owner, expiry) are the
-//! server's own ([`keyward_server::keys`]), so the CLI refuses exactly what the API does.
+//! `key` commands. The rules (names, permissions held by the owner, expiry, the grace of a
+//! roll) are the server's own ([`keyward_server::keys`]), so the CLI refuses exactly what
+//! the API does.
 
 use std::io::Read;
 use std::path::Path;
@@ -111,6 +112,31 @@ pub async fn run(config: Option<&Path>, cmd: KeyCommand) -> anyhow::Result<()> {
                         when(k.expires_at)
                     );
                 }
+            }
+        }
+        KeyCommand::Roll { key_id, grace, json } => {
+            let id = KeyId::parse(&key_id).ok_or_else(|| anyhow!("{key_id:?} is not a key id (key_…)"))?;
+            let grace_seconds = grace.seconds()?;
+            let (key, secret) = keys::roll(&ctx.store, &ctx.settings.secrets, None, &id, grace_seconds, &Actor::cli())
+                .await
+                .map_err(|e| match e {
+                    KeyRuleError::Store(StoreError::NotFound) => anyhow!("no live key {key_id}"),
+                    KeyRuleError::Invalid(m) => anyhow!("--grace {}: {m}", grace.grace),
+                    e => rule_error(e),
+                })?;
+            if json.json {
+                let mut out = key_json(&key);
+                out["key"] = json!(secret.expose());
+                print_json(&out);
+            } else {
+                let old = if grace_seconds == 0 {
+                    "the old secret stops working everywhere within a second".to_owned()
+                } else {
+                    let until = Utc::now() + chrono::Duration::seconds(grace_seconds);
+                    format!("the old secret works until {} UTC", until.format("%Y-%m-%d %H:%M:%S"))
+                };
+                eprintln!("rolled key {} ({}); {old}; the new secret is shown once:", key.id, key.name);
+                crate::out!("{}", secret.expose());
             }
         }
         KeyCommand::Revoke { key_id, json } => {

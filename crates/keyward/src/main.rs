@@ -18,7 +18,9 @@ mod admin;
 mod cli;
 mod context;
 mod keys;
+mod lists;
 mod login;
+mod password;
 mod service_accounts;
 
 use std::process::ExitCode;
@@ -50,8 +52,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate { json } => {
-            // Opening the context applies the migrations.
-            let ctx = context::Context::open(config).await?;
+            // Opening the context applies the migrations; migrate may create the database.
+            let ctx = context::Context::create(config).await?;
             let current = ctx.store.is_current().await?;
             if json.json {
                 context::print_json(&serde_json::json!({ "migrations_current": current }));

@@ -19,8 +19,22 @@ pub struct Kw {
 }
 
 impl Kw {
+    /// Creates the database with `keyward migrate`, as an operator would before the first
+    /// admin command (admin commands never create a database).
     pub fn new(db: &TestDb) -> Self {
-        Self { db_url: db.url.clone(), dir: tempfile::tempdir().unwrap() }
+        let kw = Self { db_url: db.url.clone(), dir: tempfile::tempdir().unwrap() };
+        kw.ok(&["migrate"]);
+        kw
+    }
+
+    /// The empty working directory the commands run in.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The database URL the commands are given.
+    pub fn db_url(&self) -> &str {
+        &self.db_url
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
