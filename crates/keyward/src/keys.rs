@@ -32,6 +32,7 @@ fn key_json(key: &ApiKey) -> serde_json::Value {
         "owner": key.principal.id,
         "permissions": key.permissions.as_ref().map(|p| p.to_strings()),
         "created_at": key.created_at,
+        "updated_at": key.updated_at,
         "last_used_at": key.last_used_at,
         "expires_at": key.expires_at,
         "revoked_at": key.revoked_at,
@@ -98,7 +99,7 @@ pub async fn run(config: Option<&Path>, cmd: KeyCommand) -> anyhow::Result<()> {
                     "EXPIRES"
                 );
                 let when = |t: Option<chrono::DateTime<Utc>>| {
-                    t.map_or("-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+                    t.map_or("never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                 };
                 for k in &keys {
                     let perms = k.permissions.as_ref().map_or("(inherits)".to_owned(), |p| p.to_strings().join(","));
@@ -112,6 +113,12 @@ pub async fn run(config: Option<&Path>, cmd: KeyCommand) -> anyhow::Result<()> {
                         when(k.expires_at)
                     );
                 }
+                // A running server writes uses in batches; its own lists (the API, the
+                // settings page) also show the ones it has not written yet.
+                eprintln!(
+                    "times are UTC; LAST USED is as of the servers' last write of usage (every {}, usage_flush_interval)",
+                    humantime::format_duration(ctx.settings.usage_flush_interval)
+                );
             }
         }
         KeyCommand::Roll { key_id, grace, json } => {

@@ -38,7 +38,14 @@ pub async fn orgs(ctx: &Context, json: bool) -> anyhow::Result<()> {
     }
     crate::out!("{:<36}  {:<24}  {:<10}  {:<16}  NAME", "ID", "SLUG", "PLAN", "CREATED (UTC)");
     for o in &orgs {
-        crate::out!("{:<36}  {:<24}  {:<10}  {:<16}  {}", o.id, o.slug, o.plan, when(o.created_at), o.name);
+        crate::out!(
+            "{:<36}  {:<24}  {:<10}  {:<16}  {}",
+            o.id.as_str(),
+            o.slug.as_str(),
+            o.plan.as_str(),
+            when(o.created_at),
+            o.name
+        );
     }
     if orgs.is_empty() {
         eprintln!("no organizations yet; create one with `keyward org create <slug>`");
@@ -56,7 +63,14 @@ pub async fn users(ctx: &Context, json: bool) -> anyhow::Result<()> {
     crate::out!("{:<36}  {:<32}  {:<8}  {:<16}  NAME", "ID", "EMAIL", "PASSWORD", "CREATED (UTC)");
     for u in &users {
         let password = if u.password_hash.is_some() { "set" } else { "-" };
-        crate::out!("{:<36}  {:<32}  {:<8}  {:<16}  {}", u.id, u.email, password, when(u.created_at), u.display_name);
+        crate::out!(
+            "{:<36}  {:<32}  {:<8}  {:<16}  {}",
+            u.id.as_str(),
+            u.email.as_str(),
+            password,
+            when(u.created_at),
+            u.display_name
+        );
     }
     if users.is_empty() {
         eprintln!("no people yet; add one with `keyward user create <email> --org <slug>`");

@@ -9,8 +9,12 @@
 //!
 //! - `cli`: the command line, as clap types.
 //! - `admin`: organizations, people, memberships.
-//! - `keys`: key create, list, revoke, import.
-//! - `context`: loading settings and connecting, shared by the commands.
+//! - `lists`: `org list`, `user list`, `member list`.
+//! - `password`: people's passwords, asked on the terminal or read from stdin.
+//! - `keys`: key create, list, roll, revoke, import.
+//! - `service_accounts`: service account add, import, list, rotate, delete.
+//! - `context`: loading settings and opening the database (existing only, except for
+//!   `migrate`), shared by the commands.
 //! - `login`: `login`, `whoami`, `logout` — a device-flow client of a server; no
 //!   configuration, no database.
 

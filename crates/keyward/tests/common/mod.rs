@@ -150,6 +150,17 @@ impl Served {
         }
     }
 
+    /// Asserts that `path` answers `want` at every poll for `during` (e.g. the second in
+    /// which every server learns of a change that must not take a credential away).
+    pub fn holds(&self, path: &str, header: (&str, &str), want: u16, during: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < during {
+            let got = self.status(path, header);
+            assert_eq!(got, want, "{path} answered {got} after {:?}", start.elapsed());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kills the server with SIGKILL: no shutdown path runs.
     pub fn kill9(self) {
         let Served { mut child, reader, .. } = self;
