@@ -700,7 +700,7 @@ fn serviceaccount_rotate_with_and_without_grace(db: &TestDb) {
     assert_eq!(rotated["id"], id.as_str());
     let secrets = rotated["secrets"].as_array().unwrap();
     assert_eq!(secrets.len(), 2, "{rotated}");
-    let old = secrets.iter().find(|s| s["prefix"] == &second[..12]).expect("the old secret is listed");
+    let old = secrets.iter().find(|s| s["prefix"] == second[..12]).expect("the old secret is listed");
     assert!(old["expires_at"].is_string(), "the old secret ends with the grace period: {rotated}");
     let (h, v) = basic(&client, &second);
     server.holds("/api/v1/me", (h, &v), 200, Duration::from_millis(1200));
