@@ -55,6 +55,14 @@ impl Store {
         user_from_row(&row)
     }
 
+    /// Every person, by e-mail address (the admin command `user list`).
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT id, email, display_name, password_hash, created_at FROM users ORDER BY email")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
     /// Sets a person's password (argon2id PHC string).
     pub async fn set_password_hash(&self, user: &UserId, phc: &str) -> Result<()> {
         let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")

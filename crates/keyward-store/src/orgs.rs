@@ -61,4 +61,10 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         org_from_row(&row)
     }
+
+    /// Every organization, by slug (the admin command `org list`).
+    pub async fn orgs(&self) -> Result<Vec<Org>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM orgs ORDER BY slug")).fetch_all(&self.pool).await?;
+        rows.iter().map(org_from_row).collect()
+    }
 }

@@ -1,9 +1,8 @@
-//! `org`, `user` and `member` commands.
+//! `org`, `user` and `member` commands (their `list` commands are in `lists`).
 
-use std::io::BufRead;
 use std::path::Path;
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use keyward_core::domain::{Email, Name, Slug};
 use keyward_store::{Actor, Principal, StoreError};
 use serde_json::json;
@@ -12,8 +11,11 @@ use crate::cli::{MemberCommand, OrgCommand, UserCommand};
 use crate::context::{print_json, Context};
 
 pub async fn org(config: Option<&Path>, cmd: OrgCommand) -> anyhow::Result<()> {
-    let OrgCommand::Create { slug, name, plan, json } = cmd;
     let ctx = Context::open(config).await?;
+    let (slug, name, plan, json) = match cmd {
+        OrgCommand::Create { slug, name, plan, json } => (slug, name, plan, json),
+        OrgCommand::List { json } => return crate::lists::orgs(&ctx, json.json).await,
+    };
     let slug = Slug::parse(&slug).map_err(|e| anyhow!(e.0))?;
     let name = Name::parse(name.as_deref().unwrap_or(slug.as_str())).map_err(|e| anyhow!(e.0))?;
     let plan = plan.parse().map_err(|e: keyward_core::domain::Invalid| anyhow!(e.0))?;
@@ -30,20 +32,9 @@ pub async fn org(config: Option<&Path>, cmd: OrgCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_password() -> anyhow::Result<String> {
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.chars().count() < 8 {
-        bail!("the password on stdin must have at least 8 characters");
-    }
-    Ok(password)
-}
-
-/// The argon2id hash of a password read from stdin (slow by design: off the async workers).
+/// The argon2id hash of a password read from stdin.
 async fn password_hash_from_stdin() -> anyhow::Result<String> {
-    let password = read_password()?;
-    Ok(tokio::task::spawn_blocking(move || keyward_core::password::hash(&password)).await?)
+    crate::password::read_hashed(crate::password::Source::Stdin).await
 }
 
 pub async fn user(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()> {
@@ -52,9 +43,10 @@ pub async fn user(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()>
         UserCommand::Create { email, org, role, name, password_stdin, json } => {
             (email, org, role, name, password_stdin, json)
         }
-        UserCommand::SetPassword { email, json } => {
+        UserCommand::SetPassword { email, password_stdin, json } => {
             let user = ctx.user(&email).await?;
-            let phc = password_hash_from_stdin().await?;
+            let source = crate::password::Source::of_this_process(password_stdin);
+            let phc = crate::password::read_hashed(source).await?;
             ctx.store.set_password_hash(&user.id, &phc).await?;
             if json.json {
                 print_json(&json!({ "id": user.id, "email": user.email, "password_set": true }));
@@ -63,6 +55,7 @@ pub async fn user(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()>
             }
             return Ok(());
         }
+        UserCommand::List { json } => return crate::lists::users(&ctx, json.json).await,
     };
     ctx.check_role(&role)?;
     let org = ctx.org(&org).await?;
@@ -121,6 +114,7 @@ pub async fn member(config: Option<&Path>, cmd: MemberCommand) -> anyhow::Result
                 eprintln!("removed {} from {}; their keys there no longer work", user.email, org.slug);
             }
         }
+        MemberCommand::List { org, json } => crate::lists::members(&ctx, &org, json.json).await?,
     }
     Ok(())
 }

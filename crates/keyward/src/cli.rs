@@ -1,4 +1,5 @@
-//! The command line (DESIGN.md, "Command line").
+//! The command line as clap types: every command, flag and help text (docs/cli.md
+//! describes them for people).
 
 use std::path::PathBuf;
 
@@ -106,6 +107,18 @@ pub enum ServiceAccountCommand {
         #[command(flatten)]
         json: Json,
     },
+    /// Give a service account a new client secret; prints it alone on stdout. The old
+    /// secrets keep working for --grace, then stop.
+    Rotate {
+        #[arg(long)]
+        org: String,
+        /// The account's id (sa_…).
+        id: String,
+        #[command(flatten)]
+        grace: Grace,
+        #[command(flatten)]
+        json: Json,
+    },
     /// Delete a service account: its secrets, keys and tokens stop working at once.
     Delete {
         #[arg(long)]
@@ -115,6 +128,35 @@ pub enum ServiceAccountCommand {
         #[command(flatten)]
         json: Json,
     },
+}
+
+/// `--grace D`: how long an old secret keeps working after a roll or rotation.
+#[derive(Args)]
+pub struct Grace {
+    /// How long the old secret keeps working: 0 (the default: it stops now) up to 7d;
+    /// a duration (90s, 10m, 1h, 2d) or whole seconds, like the API's grace_seconds.
+    #[arg(long = "grace", value_name = "D", default_value = "0")]
+    pub grace: String,
+}
+
+impl Grace {
+    /// The grace period in seconds, for the same rule the API applies to `grace_seconds`
+    /// (which also bounds it). Whole seconds only: a fraction would be cut silently.
+    pub fn seconds(&self) -> anyhow::Result<i64> {
+        let text = self.grace.trim();
+        let invalid = || anyhow::anyhow!("--grace {text:?} is not a duration; write e.g. 0, 300, 10m, 1h or 2d");
+        let seconds = match text.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => {
+                let d = humantime::parse_duration(text).map_err(|_| invalid())?;
+                if d.subsec_nanos() != 0 {
+                    return Err(anyhow::anyhow!("--grace {text:?}: give whole seconds"));
+                }
+                d.as_secs()
+            }
+        };
+        i64::try_from(seconds).map_err(|_| invalid())
+    }
 }
 
 #[derive(Args)]
@@ -145,6 +187,11 @@ pub enum OrgCommand {
         #[command(flatten)]
         json: Json,
     },
+    /// List every organization.
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,9 +212,18 @@ pub enum UserCommand {
         #[command(flatten)]
         json: Json,
     },
-    /// Set a person's password (for the sign-in page), read from the first line of stdin.
+    /// Set a person's password (for the sign-in page). On a terminal it is asked for twice,
+    /// without echo; otherwise, or with --password-stdin, the first line of stdin is read.
     SetPassword {
         email: String,
+        /// Read the password from the first line of stdin (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// List every person, with whether they have a password for the sign-in page.
+    List {
         #[command(flatten)]
         json: Json,
     },
@@ -188,6 +244,13 @@ pub enum MemberCommand {
     Remove {
         #[command(flatten)]
         member: Member,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// List an organization's members: people and service accounts, with their roles.
+    List {
+        #[arg(long)]
+        org: String,
         #[command(flatten)]
         json: Json,
     },
@@ -218,6 +281,15 @@ pub enum KeyCommand {
         user: Option<String>,
         #[arg(long)]
         include_revoked: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Give a key a new secret, keeping its settings; prints the new secret alone (shown
+    /// this once). The old secret keeps working for --grace, then stops.
+    Roll {
+        key_id: String,
+        #[command(flatten)]
+        grace: Grace,
         #[command(flatten)]
         json: Json,
     },
@@ -252,4 +324,27 @@ pub struct ImportSource {
     /// Read the plain key from stdin (hashed at once; never stored).
     #[arg(long)]
     pub plain_stdin: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Grace;
+
+    fn grace(text: &str) -> anyhow::Result<i64> {
+        Grace { grace: text.into() }.seconds()
+    }
+
+    #[test]
+    fn grace_is_seconds_or_a_duration() {
+        assert_eq!(grace("0").unwrap(), 0);
+        assert_eq!(grace("300").unwrap(), 300);
+        assert_eq!(grace("10m").unwrap(), 600);
+        assert_eq!(grace("1h").unwrap(), 3600);
+        assert_eq!(grace("7d").unwrap(), 604_800);
+        assert!(grace("1.5s").is_err(), "no fractions");
+        assert!(grace("soon").is_err());
+        assert!(grace("-5").is_err());
+        // Above 7 days parses; the shared rule refuses it, as the API does.
+        assert_eq!(grace("8d").unwrap(), 691_200);
+    }
 }

@@ -1,5 +1,6 @@
-//! `key` commands. The rules (names, permissions held by the owner, expiry) are the
-//! server's own ([`keyward_server::keys`]), so the CLI refuses exactly what the API does.
+//! `key` commands. The rules (names, permissions held by the owner, expiry, the grace of a
+//! roll) are the server's own ([`keyward_server::keys`]), so the CLI refuses exactly what
+//! the API does.
 
 use std::io::Read;
 use std::path::Path;
@@ -31,6 +32,7 @@ fn key_json(key: &ApiKey) -> serde_json::Value {
         "owner": key.principal.id,
         "permissions": key.permissions.as_ref().map(|p| p.to_strings()),
         "created_at": key.created_at,
+        "updated_at": key.updated_at,
         "last_used_at": key.last_used_at,
         "expires_at": key.expires_at,
         "revoked_at": key.revoked_at,
@@ -97,7 +99,7 @@ pub async fn run(config: Option<&Path>, cmd: KeyCommand) -> anyhow::Result<()> {
                     "EXPIRES"
                 );
                 let when = |t: Option<chrono::DateTime<Utc>>| {
-                    t.map_or("-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+                    t.map_or("never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                 };
                 for k in &keys {
                     let perms = k.permissions.as_ref().map_or("(inherits)".to_owned(), |p| p.to_strings().join(","));
@@ -111,6 +113,37 @@ pub async fn run(config: Option<&Path>, cmd: KeyCommand) -> anyhow::Result<()> {
                         when(k.expires_at)
                     );
                 }
+                // A running server writes uses in batches; its own lists (the API, the
+                // settings page) also show the ones it has not written yet.
+                eprintln!(
+                    "times are UTC; LAST USED is as of the servers' last write of usage (every {}, usage_flush_interval)",
+                    humantime::format_duration(ctx.settings.usage_flush_interval)
+                );
+            }
+        }
+        KeyCommand::Roll { key_id, grace, json } => {
+            let id = KeyId::parse(&key_id).ok_or_else(|| anyhow!("{key_id:?} is not a key id (key_…)"))?;
+            let grace_seconds = grace.seconds()?;
+            let (key, secret) = keys::roll(&ctx.store, &ctx.settings.secrets, None, &id, grace_seconds, &Actor::cli())
+                .await
+                .map_err(|e| match e {
+                    KeyRuleError::Store(StoreError::NotFound) => anyhow!("no live key {key_id}"),
+                    KeyRuleError::Invalid(m) => anyhow!("--grace {}: {m}", grace.grace),
+                    e => rule_error(e),
+                })?;
+            if json.json {
+                let mut out = key_json(&key);
+                out["key"] = json!(secret.expose());
+                print_json(&out);
+            } else {
+                let old = if grace_seconds == 0 {
+                    "the old secret stops working everywhere within a second".to_owned()
+                } else {
+                    let until = Utc::now() + chrono::Duration::seconds(grace_seconds);
+                    format!("the old secret works until {} UTC", until.format("%Y-%m-%d %H:%M:%S"))
+                };
+                eprintln!("rolled key {} ({}); {old}; the new secret is shown once:", key.id, key.name);
+                crate::out!("{}", secret.expose());
             }
         }
         KeyCommand::Revoke { key_id, json } => {

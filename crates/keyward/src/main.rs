@@ -9,8 +9,12 @@
 //!
 //! - `cli`: the command line, as clap types.
 //! - `admin`: organizations, people, memberships.
-//! - `keys`: key create, list, revoke, import.
-//! - `context`: loading settings and connecting, shared by the commands.
+//! - `lists`: `org list`, `user list`, `member list`.
+//! - `password`: people's passwords, asked on the terminal or read from stdin.
+//! - `keys`: key create, list, roll, revoke, import.
+//! - `service_accounts`: service account add, import, list, rotate, delete.
+//! - `context`: loading settings and opening the database (existing only, except for
+//!   `migrate`), shared by the commands.
 //! - `login`: `login`, `whoami`, `logout` — a device-flow client of a server; no
 //!   configuration, no database.
 
@@ -18,7 +22,9 @@ mod admin;
 mod cli;
 mod context;
 mod keys;
+mod lists;
 mod login;
+mod password;
 mod service_accounts;
 
 use std::process::ExitCode;
@@ -50,8 +56,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate { json } => {
-            // Opening the context applies the migrations.
-            let ctx = context::Context::open(config).await?;
+            // Opening the context applies the migrations; migrate may create the database.
+            let ctx = context::Context::create(config).await?;
             let current = ctx.store.is_current().await?;
             if json.json {
                 context::print_json(&serde_json::json!({ "migrations_current": current }));

@@ -1,13 +1,13 @@
-//! `serviceaccount` commands. The rules (plan, role, name, keys) are the server's own
-//! ([`keyward_server::service_accounts`]), so the CLI refuses exactly what the API does;
-//! an admin command may give any configured role.
+//! `serviceaccount` commands. The rules (plan, role, name, keys, the grace of a rotation)
+//! are the server's own ([`keyward_server::service_accounts`]), so the CLI refuses exactly
+//! what the API does; an admin command may give any configured role.
 
 use std::path::Path;
 
 use anyhow::{anyhow, Context as _};
 use keyward_core::ids::ServiceAccountId;
 use keyward_core::legacy::BcryptHash;
-use keyward_server::service_accounts::{self as rules, AccountRequest, OrgRef};
+use keyward_server::service_accounts::{self as rules, AccountRequest, AccountRuleError, OrgRef};
 use keyward_store::{Actor, ServiceAccount, StoreError};
 use serde_json::json;
 
@@ -120,6 +120,39 @@ pub async fn run(config: Option<&Path>, cmd: ServiceAccountCommand) -> anyhow::R
                         a.public_keys.len()
                     );
                 }
+            }
+        }
+        ServiceAccountCommand::Rotate { org, id, grace, json } => {
+            let org = ctx.org(&org).await?;
+            let parsed =
+                ServiceAccountId::parse(&id).ok_or_else(|| anyhow!("{id:?} is not a service account id (sa_…)"))?;
+            let grace_seconds = grace.seconds()?;
+            let (account, secret) =
+                rules::rotate(&ctx.store, &ctx.settings.secrets, &org.id, &parsed, grace_seconds, &Actor::cli())
+                    .await
+                    .map_err(|e| match e {
+                        AccountRuleError::Store(StoreError::NotFound) => {
+                            anyhow!("no service account {id} in {}", org.slug)
+                        }
+                        AccountRuleError::Invalid(m) => anyhow!("--grace {}: {m}", grace.grace),
+                        e => e.into(),
+                    })?;
+            if json.json {
+                let mut out = account_json(&account);
+                out["client_secret"] = json!(secret.expose());
+                print_json(&out);
+            } else {
+                let old = if grace_seconds == 0 {
+                    "the old secrets stop working everywhere within a second".to_owned()
+                } else {
+                    let until = chrono::Utc::now() + chrono::Duration::seconds(grace_seconds);
+                    format!("the old secrets work until {} UTC", until.format("%Y-%m-%d %H:%M:%S"))
+                };
+                eprintln!(
+                    "rotated the client secret of {} ({}, client id {}); {old}; the new secret is shown once:",
+                    account.name, account.id, account.client_id
+                );
+                crate::out!("{}", secret.expose());
             }
         }
         ServiceAccountCommand::Delete { org, id, json } => {

@@ -17,6 +17,9 @@ both_backends!(
     json_output,
     service_accounts_from_the_cli,
     service_account_rules_refuse_with_nothing_on_stdout,
+    lists_of_organizations_people_and_members,
+    key_roll_with_and_without_grace,
+    serviceaccount_rotate_with_and_without_grace,
 );
 
 fn admin_lifecycle_against_a_running_server(db: &TestDb) {
@@ -376,4 +379,427 @@ fn service_account_rules_refuse_with_nothing_on_stdout(db: &TestDb) {
         assert!(out.stdout.is_empty(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("error:"), "{args:?}");
     }
+}
+
+/// A `keyward` command in `dir` with no configuration at all: no `--config`, no
+/// `KEYWARD_*` variable, so the default `sqlite://keyward.db` is relative to `dir`.
+fn bare(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut c = Command::new(BIN);
+    c.args(args).current_dir(dir).stdin(Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KEYWARD_") {
+            c.env_remove(&name);
+        }
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn admin_commands_never_create_a_database() {
+    // The server's directory: `keyward migrate` creates ./keyward.db, and an organization.
+    let home = tempfile::tempdir().unwrap();
+    let out = bare(home.path(), &["migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bare(home.path(), &["org", "create", "acme"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let db = home.path().join("keyward.db");
+    assert!(db.exists());
+
+    // Another directory: every admin command refuses, names the file it looked for and
+    // the ways to the right one, prints nothing on stdout, and creates nothing.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let missing = elsewhere.path().canonicalize().unwrap().join("keyward.db");
+    for args in [
+        &["org", "list"][..],
+        &["org", "create", "acme"][..],
+        &["user", "create", "ada@example.com", "--org", "acme"][..],
+        &["member", "list", "--org", "acme"][..],
+        &["key", "list", "--org", "acme"][..],
+        &["serviceaccount", "list", "--org", "acme"][..],
+    ] {
+        let out = bare(elsewhere.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stdout));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with(&format!("error: no database at {} ", missing.display())), "{args:?}: {err}");
+        for hint in ["--config FILE", "KEYWARD_DATABASE_URL", "keyward migrate"] {
+            assert!(err.contains(hint), "{hint}: {err}");
+        }
+        assert!(!missing.exists(), "{args:?} created a database");
+    }
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0, "nothing at all was created");
+
+    // Pointed at the server's database, the same commands see its data.
+    let url = format!("sqlite://{}", db.display());
+    let out = Command::new(BIN)
+        .args(["org", "list"])
+        .current_dir(elsewhere.path())
+        .env("KEYWARD_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("acme"));
+    let config = elsewhere.path().join("server.toml");
+    std::fs::write(&config, format!("database_url = {url:?}\n")).unwrap();
+    let out = bare(elsewhere.path(), &["--config", config.to_str().unwrap(), "org", "list", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["data"][0]["slug"], "acme");
+    assert!(!missing.exists());
+
+    // `keyward migrate` is how a new database is started.
+    let out = bare(elsewhere.path(), &["migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(missing.exists());
+}
+
+fn lists_of_organizations_people_and_members(db: &TestDb) {
+    let kw = Kw::new(db);
+    let out = kw.run(&["org", "list"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1, "only the header when empty");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keyward org create"), "and a hint on stderr");
+
+    kw.ok(&["org", "create", "bigco", "--name", "Big Co", "--plan", "pro"]);
+    kw.ok(&["org", "create", "acme", "--name", "Acme Corp"]);
+    let out = kw.run_with_stdin(
+        &["user", "create", "ada@example.com", "--org", "acme", "--role", "admin", "--password-stdin"],
+        "correct horse battery\n",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    kw.ok(&["user", "create", "bo@example.com", "--org", "acme", "--name", "Bo"]);
+    kw.ok(&["user", "create", "bo@example.com", "--org", "bigco", "--role", "viewer"]);
+    kw.ok(&["serviceaccount", "add", "--org", "acme", "--name", "ci"]);
+
+    // Organizations, by slug.
+    let text = kw.ok(&["org", "list"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines[0].contains("SLUG") && lines[0].contains("PLAN"), "{text}");
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[1].contains("acme") && lines[1].contains("free") && lines[1].ends_with("Acme Corp"), "{text}");
+    assert!(lines[2].contains("bigco") && lines[2].contains("pro") && lines[2].ends_with("Big Co"), "{text}");
+    assert_eq!(lines[0].find("PLAN"), lines[1].find("free"), "columns line up: {text}");
+    assert_eq!(lines[0].find("NAME"), lines[2].find("Big Co"), "columns line up: {text}");
+    let orgs: serde_json::Value = serde_json::from_str(&kw.ok(&["org", "list", "--json"])).unwrap();
+    let data = orgs["data"].as_array().unwrap();
+    assert_eq!(data.iter().map(|o| o["slug"].as_str().unwrap()).collect::<Vec<_>>(), ["acme", "bigco"]);
+    assert_eq!(data[1]["plan"], "pro");
+    assert_eq!(data[1]["name"], "Big Co");
+    assert!(data[0]["id"].as_str().unwrap().starts_with("org_") && data[0]["created_at"].is_string(), "{orgs}");
+
+    // People, by e-mail; a password only as whether one is set.
+    let text = kw.ok(&["user", "list"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[1].contains("ada@example.com") && lines[1].contains(" set "), "{text}");
+    assert!(lines[2].contains("bo@example.com") && lines[2].ends_with("Bo"), "{text}");
+    assert!(!lines[2].contains(" set "), "{text}");
+    assert_eq!(lines[0].find("PASSWORD"), lines[1].find(" set ").map(|i| i + 1), "columns line up: {text}");
+    assert_eq!(
+        lines[0].find("NAME"),
+        lines[2].find("Bo").filter(|_| lines[2].ends_with("Bo")).map(|_| lines[2].len() - 2)
+    );
+    let json_text = kw.ok(&["user", "list", "--json"]);
+    assert!(!json_text.contains("argon2"), "no password hash is listed");
+    let users: serde_json::Value = serde_json::from_str(&json_text).unwrap();
+    let data = users["data"].as_array().unwrap();
+    assert_eq!(
+        data.iter().map(|u| u["email"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["ada@example.com", "bo@example.com"]
+    );
+    assert_eq!(data[0]["password_set"], true);
+    assert_eq!(data[1]["password_set"], false);
+    assert_eq!(data[1]["display_name"], "Bo");
+    assert!(data[0]["id"].as_str().unwrap().starts_with("usr_"));
+
+    // Members of one organization: people and service accounts, with roles.
+    let text = kw.ok(&["member", "list", "--org", "acme"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[1].starts_with("user") && lines[1].contains("ada@example.com") && lines[1].contains("admin"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("user") && lines[2].contains("bo@example.com") && lines[2].contains("member"),
+        "{text}"
+    );
+    assert!(lines[3].starts_with("service_account") && lines[3].contains("ci"), "{text}");
+    let bigco: serde_json::Value =
+        serde_json::from_str(&kw.ok(&["member", "list", "--org", "bigco", "--json"])).unwrap();
+    assert_eq!(bigco["data"].as_array().unwrap().len(), 1);
+    assert_eq!(bigco["data"][0]["role"], "viewer");
+    let out = kw.run(&["member", "list", "--org", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no organization nope"));
+
+    // `member list --json` is exactly what the API's GET /api/v1/members answers.
+    let cli: serde_json::Value = serde_json::from_str(&kw.ok(&["member", "list", "--org", "acme", "--json"])).unwrap();
+    let key = kw.ok(&[
+        "key",
+        "create",
+        "--org",
+        "acme",
+        "--user",
+        "ada@example.com",
+        "--name",
+        "members",
+        "--permission",
+        "members:read",
+    ]);
+    let server = kw.serve();
+    let (h, v) = bearer(&key);
+    let (status, api) = server.get_json("/api/v1/members", (h, &v));
+    assert_eq!(status, 200, "{api}");
+    assert_eq!(cli, api, "the CLI's member list is the API's");
+    server.stop();
+}
+
+/// The secret a command printed: stdout must be that one line and nothing else.
+fn secret_alone(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "exactly one line on stdout: {stdout:?}");
+    let secret = stdout.trim_end_matches('\n').to_owned();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&secret), "the secret only on stdout");
+    secret
+}
+
+fn key_roll_with_and_without_grace(db: &TestDb) {
+    let kw = Kw::new(db);
+    kw.ok(&["org", "create", "acme"]);
+    kw.ok(&["user", "create", "ada@example.com", "--org", "acme"]);
+    let first = kw.ok(&[
+        "key",
+        "create",
+        "--org",
+        "acme",
+        "--user",
+        "ada@example.com",
+        "--name",
+        "ci",
+        "--permission",
+        "projects:read",
+        "--permission",
+        "api_keys:read",
+    ]);
+    let before: serde_json::Value = serde_json::from_str(&kw.ok(&["key", "list", "--org", "acme", "--json"])).unwrap();
+    let id = before["data"][0]["id"].as_str().unwrap().to_owned();
+    let server = kw.serve();
+    let check =
+        |secret: &str| server.status("/auth/check?permission=projects:read", (bearer(secret).0, &bearer(secret).1));
+    assert_eq!(check(&first), 200);
+
+    // No grace: the new secret alone on stdout; the old one is refused at once (within a
+    // second on a running server), the new one works, and the key keeps its settings.
+    let second = secret_alone(&kw.run(&["key", "roll", &id]));
+    assert!(second.starts_with("kw_") && second != first, "{second}");
+    let (h, v) = bearer(&first);
+    server.until("/api/v1/me", (h, &v), 401, Duration::from_secs(1));
+    assert_eq!(check(&second), 200);
+    let after: serde_json::Value = serde_json::from_str(&kw.ok(&["key", "list", "--org", "acme", "--json"])).unwrap();
+    let key = &after["data"][0];
+    assert_eq!(after["data"].as_array().unwrap().len(), 1, "the same key, not a new one");
+    assert_eq!(key["id"], id.as_str());
+    assert_eq!(key["name"], "ci");
+    assert_eq!(key["permissions"], serde_json::json!(["api_keys:read", "projects:read"]));
+    assert_eq!(key["prefix"], &second[..12]);
+
+    // With grace: the old secret keeps working, next to the new one.
+    let rolled: serde_json::Value =
+        serde_json::from_str(&kw.ok(&["key", "roll", &id, "--grace", "1h", "--json"])).unwrap();
+    let third = rolled["key"].as_str().unwrap().to_owned();
+    assert_eq!(rolled["id"], id.as_str());
+    assert_ne!(third, second);
+    // Through the second in which a running server learns of the roll, and after it,
+    // both secrets work.
+    let (h, v) = bearer(&second);
+    server.holds("/api/v1/me", (h, &v), 200, Duration::from_millis(1200));
+    assert_eq!(check(&second), 200, "within the grace period the old secret works");
+    assert_eq!(check(&third), 200);
+
+    // The API's own bound on grace_seconds, and its refusals, with nothing on stdout.
+    for (args, says) in [
+        (&["key", "roll", &id, "--grace", "8d"][..], "grace_seconds must lie between 0 and 604800"),
+        (&["key", "roll", &id, "--grace", "soon"][..], "not a duration"),
+        (&["key", "roll", "key_00000000000000000000000000000000"][..], "no live key"),
+        (&["key", "roll", "nonsense"][..], "is not a key id"),
+    ] {
+        let out = kw.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error:") && err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(check(&third), 200, "a refused roll changes nothing");
+
+    // The last use, as the API shows it (uses not yet written included), is what `key list`
+    // shows once the server has written it (at the latest at its shutdown).
+    let (h, v) = bearer(&third);
+    let (status, api) = server.get_json("/api/v1/api-keys", (h, &v));
+    assert_eq!(status, 200, "{api}");
+    let api_used: chrono::DateTime<chrono::Utc> = api["data"][0]["last_used_at"].as_str().unwrap().parse().unwrap();
+    let log = server.stop();
+    let listed: serde_json::Value = serde_json::from_str(&kw.ok(&["key", "list", "--org", "acme", "--json"])).unwrap();
+    let cli_used: chrono::DateTime<chrono::Utc> = listed["data"][0]["last_used_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(cli_used.timestamp(), api_used.timestamp(), "the same last use, to the second");
+    let out = kw.run(&["key", "list", "--org", "acme"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().next().unwrap().contains("LAST USED"), "{table}");
+    assert!(table.contains(&api_used.format("%Y-%m-%d %H:%M:%S").to_string()), "{table}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage_flush_interval"), "the lag is explained");
+
+    // A revoked key cannot be rolled back to life.
+    kw.ok(&["key", "revoke", &id]);
+    let out = kw.run(&["key", "roll", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no live key"));
+
+    let dump = String::from_utf8_lossy(&db.dump()).into_owned();
+    for secret in [&first, &second, &third] {
+        assert!(!log.contains(secret.as_str()) && !dump.contains(secret.as_str()), "a secret leaked");
+    }
+}
+
+fn serviceaccount_rotate_with_and_without_grace(db: &TestDb) {
+    let kw = Kw::new(db);
+    kw.ok(&["org", "create", "acme"]);
+    kw.ok(&["org", "create", "other"]);
+    let first = kw.ok(&["serviceaccount", "add", "--org", "acme", "--name", "ci"]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&kw.ok(&["serviceaccount", "list", "--org", "acme", "--json"])).unwrap();
+    let id = listed["data"][0]["id"].as_str().unwrap().to_owned();
+    let client = listed["data"][0]["client_id"].as_str().unwrap().to_owned();
+    let server = kw.serve();
+    let me = |secret: &str| {
+        let (h, v) = basic(&client, secret);
+        server.status("/api/v1/me", (h, &v))
+    };
+    assert_eq!(me(&first), 200);
+
+    // No grace: the new secret alone on stdout; the old one stops within a second.
+    let second = secret_alone(&kw.run(&["serviceaccount", "rotate", "--org", "acme", &id]));
+    assert!(is_sa_secret(&second) && second != first, "{second}");
+    let (h, v) = basic(&client, &first);
+    server.until("/api/v1/me", (h, &v), 401, Duration::from_secs(1));
+    assert_eq!(me(&second), 200);
+    let (status, token) = server.post_form(
+        "/oauth/token",
+        (basic(&client, &second).0, &basic(&client, &second).1),
+        "grant_type=client_credentials",
+    );
+    assert_eq!(status, 200, "the new secret gets tokens: {token}");
+
+    // With grace: both secrets work; --json shows the old one's end.
+    let rotated: serde_json::Value =
+        serde_json::from_str(&kw.ok(&["serviceaccount", "rotate", "--org", "acme", &id, "--grace", "600", "--json"]))
+            .unwrap();
+    let third = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert!(is_sa_secret(&third) && third != second);
+    assert_eq!(rotated["id"], id.as_str());
+    let secrets = rotated["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 2, "{rotated}");
+    let old = secrets.iter().find(|s| s["prefix"] == second[..12]).expect("the old secret is listed");
+    assert!(old["expires_at"].is_string(), "the old secret ends with the grace period: {rotated}");
+    let (h, v) = basic(&client, &second);
+    server.holds("/api/v1/me", (h, &v), 200, Duration::from_millis(1200));
+    assert_eq!(me(&second), 200, "within the grace period the old secret works");
+    assert_eq!(me(&third), 200);
+
+    // Refused like the API refuses, with nothing on stdout.
+    for (args, says) in [
+        (&["serviceaccount", "rotate", "--org", "acme", &id, "--grace", "8d"][..], "between 0 and 604800"),
+        (&["serviceaccount", "rotate", "--org", "other", &id][..], "no service account"),
+        (
+            &["serviceaccount", "rotate", "--org", "acme", "sa_00000000000000000000000000000000"][..],
+            "no service account",
+        ),
+        (&["serviceaccount", "rotate", "--org", "acme", "nonsense"][..], "is not a service account id"),
+    ] {
+        let out = kw.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error:") && err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(me(&third), 200, "a refused rotation changes nothing");
+
+    let log = server.stop();
+    let dump = String::from_utf8_lossy(&db.dump()).into_owned();
+    for secret in [&first, &second, &third] {
+        assert!(!log.contains(secret.as_str()) && !dump.contains(secret.as_str()), "a secret leaked");
+    }
+}
+
+/// `sh -c 'stty echo; exec …'` in a pseudo-terminal: rexpect starts its child with echo
+/// off, so echo is switched back on first — a prompt that did not turn it off would then
+/// show the typed password, and the test would see it.
+fn in_terminal(kw: &Kw, script: &str, args: &[&str]) -> rexpect::session::PtySession {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(format!("stty echo && {script}")).arg("sh").args(args);
+    c.current_dir(kw.dir()).env("KEYWARD_DATABASE_URL", kw.db_url()).env_remove("RUST_LOG");
+    rexpect::session::spawn_command(c, Some(30_000)).expect("a pseudo-terminal")
+}
+
+fn exit_code(session: &rexpect::session::PtySession) -> i32 {
+    match session.process().wait().unwrap() {
+        rexpect::process::WaitStatus::Exited(_, code) => code,
+        other => panic!("not a normal exit: {other:?}"),
+    }
+}
+
+#[test]
+fn set_password_asks_on_the_terminal_without_echo() {
+    let db = TestDb::sqlite();
+    let kw = Kw::new(&db);
+    kw.ok(&["org", "create", "acme"]);
+    kw.ok(&["user", "create", "bo@example.com", "--org", "acme"]);
+
+    // The control: with echo on, what is typed shows in the terminal.
+    let mut shell = in_terminal(&kw, "read line && echo done", &[]);
+    shell.send_line("typed-in-the-open").unwrap();
+    let seen = shell.exp_string("done").unwrap();
+    assert!(seen.contains("typed-in-the-open"), "the terminal echoes: {seen:?}");
+
+    let password = "correct horse battery staple";
+    let mut p = in_terminal(&kw, "exec \"$@\"", &[BIN, "user", "set-password", "bo@example.com"]);
+    let mut seen = p.exp_string("New password: ").unwrap();
+    p.send_line(password).unwrap();
+    seen += &p.exp_string("Repeat the password: ").unwrap();
+    p.send_line(password).unwrap();
+    seen += &p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 0, "{seen}");
+    assert!(seen.contains("set the password of bo@example.com"), "{seen}");
+    assert!(!seen.contains("horse"), "the password was echoed: {seen:?}");
+
+    let stored = |email: &str| {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let store = keyward_store::Store::connect(&db.url).await.unwrap();
+            let email = keyward_core::domain::Email::parse(email).unwrap();
+            store.user_by_email(&email).await.unwrap().password_hash.expect("a password is set")
+        })
+    };
+    let phc = stored("bo@example.com");
+    assert!(keyward_core::password::verify(password, &phc), "the typed password is the one stored");
+
+    // Two different entries change nothing.
+    let mut p = in_terminal(&kw, "exec \"$@\"", &[BIN, "user", "set-password", "bo@example.com"]);
+    p.exp_string("New password: ").unwrap();
+    p.send_line("another password 1").unwrap();
+    p.exp_string("Repeat the password: ").unwrap();
+    p.send_line("another password 2").unwrap();
+    let seen = p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), 1, "{seen}");
+    assert!(seen.contains("error: the two passwords differ"), "{seen}");
+    assert_eq!(stored("bo@example.com"), phc, "the password is unchanged");
+
+    // Scripts keep --password-stdin (and a piped stdin), with no prompt at all.
+    let out = kw.run_with_stdin(&["user", "set-password", "bo@example.com", "--password-stdin"], "from a script 1\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("password:"), "no prompt");
+    assert!(keyward_core::password::verify("from a script 1", &stored("bo@example.com")));
+    let out = kw.run_with_stdin(&["user", "set-password", "bo@example.com"], "short\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 characters"));
 }

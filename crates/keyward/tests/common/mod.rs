@@ -19,8 +19,22 @@ pub struct Kw {
 }
 
 impl Kw {
+    /// Creates the database with `keyward migrate`, as an operator would before the first
+    /// admin command (admin commands never create a database).
     pub fn new(db: &TestDb) -> Self {
-        Self { db_url: db.url.clone(), dir: tempfile::tempdir().unwrap() }
+        let kw = Self { db_url: db.url.clone(), dir: tempfile::tempdir().unwrap() };
+        kw.ok(&["migrate"]);
+        kw
+    }
+
+    /// The empty working directory the commands run in.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The database URL the commands are given.
+    pub fn db_url(&self) -> &str {
+        &self.db_url
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -133,6 +147,17 @@ impl Served {
             }
             assert!(start.elapsed() < within, "{path} still answers {got}, not {want}, after {within:?}");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asserts that `path` answers `want` at every poll for `during` (e.g. the second in
+    /// which every server learns of a change that must not take a credential away).
+    pub fn holds(&self, path: &str, header: (&str, &str), want: u16, during: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < during {
+            let got = self.status(path, header);
+            assert_eq!(got, want, "{path} answered {got} after {:?}", start.elapsed());
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
