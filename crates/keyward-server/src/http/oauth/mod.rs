@@ -43,3 +43,11 @@ pub fn no_store(mut response: Response) -> Response {
 pub fn json(status: axum::http::StatusCode, body: serde_json::Value) -> Response {
     no_store((status, axum::Json(body)).into_response())
 }
+
+/// Any other method than POST at an OAuth endpoint: `405` with `Allow: POST`, in the
+/// endpoints' own error shape and with their no-store headers.
+pub async fn post_only() -> Response {
+    let mut response = OAuthError::method_not_allowed().into_response();
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
