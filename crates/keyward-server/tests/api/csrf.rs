@@ -97,8 +97,10 @@ async fn a_signed_in_token_is_bound_to_the_session(db: &TestDb) {
     assert!(!keys.text.contains("from the form"), "nothing was made by a refused form");
 
     // The real flow: the form and the API.
-    let r = b.post_form("/settings/api-keys", &[("csrf", &token), ("name", "from the form")]).await;
+    let form = [("csrf", token.as_str()), ("name", "from the form"), ("permission", "projects:read")];
+    let r = b.post_form("/settings/api-keys", &form).await;
     assert!(r.status == 200 || r.status == 303, "{}", r.text);
+    assert!(b.get("/settings/api-keys").await.text.contains("from the form"), "the real form made the key");
     let cookies = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
     let rb = app
         .post("/api/v1/api-keys")

@@ -92,8 +92,10 @@ async fn imported_secrets_that_look_like_keyward_secrets_work(db: &TestDb) {
             assert_eq!(token_principal(&app, None, &post).await, id, "{client} by post, {round}");
             assert_eq!(principal_of(&app, &basic).await, id, "{client} on the API, {round}");
         }
-        let r = app.token(Some(&client_basic(client, &mistyped(secret))), &[("grant_type", "client_credentials")]);
-        r.await.assert_oauth_error(401, "invalid_client");
+        let wrong = client_basic(client, &format!("{secret}x"));
+        app.token(Some(&wrong), &[("grant_type", "client_credentials")])
+            .await
+            .assert_oauth_error(401, "invalid_client");
     }
 }
 
@@ -266,9 +268,9 @@ async fn every_supported_scope_is_narrowed_to_what_is_held(db: &TestDb) {
     perms.sort();
     assert_eq!(perms, holds);
     // In part: narrowed.
+    let auth = sa.basic();
     let r =
-        app.token(Some(&sa.basic()), &[("grant_type", "client_credentials"), ("scope", "projects:read audit:read")]);
-    let r = r.await;
+        app.token(Some(&auth), &[("grant_type", "client_credentials"), ("scope", "projects:read audit:read")]).await;
     assert_eq!((r.status, r.body["scope"].as_str()), (200, Some("projects:read")), "{}", r.text);
     // Nothing held, or a scope no deployment catalogue has: invalid_scope.
     for scope in ["audit:read", "audit:read keys:verify", "projects:read rockets:launch"] {
