@@ -535,9 +535,9 @@ async fn a_device_client_that_missed_a_slow_down_recovers(store: &Store) {
         expires_at: t0 + Duration::minutes(10),
     };
     store.create_device_authorization(&new).await.unwrap();
-    let poll = |at: i64| async move {
-        store.poll_device(&code.hash(), "cli", t0 + Duration::seconds(at), |_| None).await.unwrap().0
-    };
+    let hash = code.hash();
+    let poll =
+        |at: i64| async move { store.poll_device(&hash, "cli", t0 + Duration::seconds(at), |_| None).await.unwrap().0 };
     assert_eq!(poll(0).await, DevicePoll::Pending);
     // A retry 2 s later: slow_down (the code's interval is now 10 s), lost on the way.
     assert_eq!(poll(2).await, DevicePoll::SlowDown);

@@ -219,11 +219,6 @@ pub async fn authenticate(
         let id = params.require("client_id")?;
         return by_secret(state, id, secret, Method::SecretPost).await;
     }
-    if params.has("client_secret") {
-        // An empty secret is an attempt at client_secret_post that failed, not a public
-        // client naming itself.
-        return Err(OAuthError::invalid_client("client authentication failed", false));
-    }
     if jwt {
         if params.get("client_assertion_type") != Some(ASSERTION_TYPE) {
             return Err(OAuthError::invalid_request(format!("client_assertion_type must be {ASSERTION_TYPE}")));
@@ -236,6 +231,11 @@ pub async fn authenticate(
             }
         })?;
         return Ok(Client::Confidential(client));
+    }
+    if params.has("client_secret") {
+        // An empty secret is an attempt at client_secret_post that failed, not a public
+        // client naming itself.
+        return Err(OAuthError::invalid_client("client authentication failed", false));
     }
     Ok(match named {
         Some(id) => Client::Public(id.to_owned()),

@@ -142,3 +142,27 @@ impl OAuthError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_client_is_401_for_credentials_and_400_for_a_client_id_alone() {
+        let failed = OAuthError::invalid_client("x", false).into_response();
+        assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+        assert!(failed.headers().get(header::WWW_AUTHENTICATE).is_none());
+        let after_basic = OAuthError::invalid_client("x", true).into_response();
+        assert_eq!(after_basic.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"keyward\"");
+        let alone = OAuthError::client_not_allowed("x", false);
+        assert_eq!((alone.status(), alone.code()), (StatusCode::BAD_REQUEST, "invalid_client"));
+        let alone = alone.into_response();
+        assert!(alone.headers().get(header::WWW_AUTHENTICATE).is_none());
+        assert_eq!(alone.headers()[header::CACHE_CONTROL], "no-store");
+        // After Basic, RFC 6749 §5.2 requires 401 and the challenge.
+        let basic = OAuthError::client_not_allowed("x", true).into_response();
+        assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(basic.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"keyward\"");
+        assert_eq!(OAuthError::method_not_allowed().status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+}

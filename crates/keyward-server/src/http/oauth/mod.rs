@@ -16,6 +16,7 @@
 //! - [`device`]: `POST /oauth/device_authorization` and the device-code grant (RFC 8628).
 //! - [`introspect`]: `POST /oauth/introspect` and `POST /oauth/revoke`.
 //! - [`metadata`]: `GET /.well-known/oauth-authorization-server`.
+//! - [`post_only`]: any other method than POST at the POST endpoints: `405`, no-store.
 
 pub mod client;
 pub mod device;
