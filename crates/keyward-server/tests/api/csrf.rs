@@ -16,7 +16,7 @@ fn assert_refused(r: &Reply, what: &str) {
     assert!(set_cookie(r, "keyward_session").is_none(), "{what}: no session");
 }
 
-fn login_form<'a>(csrf: &'a str) -> Vec<(&'a str, &'a str)> {
+fn login_form(csrf: &str) -> Vec<(&str, &str)> {
     vec![("csrf", csrf), ("email", "ada@acme.test"), ("password", PASSWORD), ("next", "/")]
 }
 
