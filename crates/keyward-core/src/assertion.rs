@@ -10,27 +10,43 @@
 //! caller's business, because only it knows which kind of assertion it is reading and
 //! where seen `jti`s are kept.
 //!
-//! Only RS256, ES256 (P-256) and EdDSA (Ed25519) are accepted. `none` and HMAC are refused
-//! before any key is looked at: an HMAC "key" would be a secret the server shares, which
-//! defeats the point of a key pair, and accepting HS256 next to RS256 is the classic
-//! algorithm-confusion hole (the public key used as the HMAC secret). A key is bound to
-//! one algorithm when registered, and a token's header `alg` must equal it. Header
-//! members that point at keys (`jwk`, `jku`, `x5u`, `x5c`) are ignored: keys come from
-//! registration only.
+//! # What is keyward's, and what is the crates'
 //!
-//! Signature checking is done by the `jsonwebtoken` crate's RustCrypto backend; this
-//! module parses the token itself so that it controls which claims are required and how
-//! each failure is reported.
+//! This module holds keyward's *policy* only:
+//!
+//! - which keys may be registered: RSA of 2048 to 8192 bits (RS256), P-256 (ES256) and
+//!   Ed25519 (EdDSA); never a private key, a certificate, a symmetric key, another curve,
+//!   or a JWK whose `alg`, `use` or `key_ops` contradicts that;
+//! - which algorithms a token may use: the registered key's, under its JOSE name or, for
+//!   Ed25519, its RFC 9864 name `Ed25519`. `none` and HMAC are refused before any key is
+//!   looked at: an HMAC "key" would be a secret the server shares, which defeats the point
+//!   of a key pair, and accepting HS256 next to RS256 is the classic algorithm-confusion
+//!   hole (the public key used as the HMAC secret). Header members that point at keys
+//!   (`jwk`, `jku`, `x5u`, `x5c`) are ignored: keys come from registration only;
+//! - which claims are required and how far ahead `exp` may lie ([`Rules`]).
+//!
+//! Everything that reads bytes is a well-kept crate's: PEM text by `pem`, DER (SPKI and
+//! PKCS#1) by `spki` and `pkcs1`, key validity by `rsa`, `p256` and `ed25519-dalek`,
+//! RFC 7638 thumbprints, JWKs and signatures by `jsonwebtoken` (its RustCrypto backend),
+//! base64url by `base64`, JSON by `serde_json` into typed structures. The JWS header and
+//! claims are read here with serde rather than through `jsonwebtoken::decode`, for two
+//! reasons: its `Header` type cannot read the RFC 9864 name `Ed25519` (openid-client sends
+//! it), and its claim validation reads the system clock, where [`Rules::now`] is an input
+//! so that the time rules can be tested exactly.
 
 use std::fmt;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters, EllipticCurveKeyType, Jwk,
     OctetKeyPairParameters, OctetKeyPairType, RSAKeyParameters, RSAKeyType, ThumbprintHash,
 };
 use jsonwebtoken::{Algorithm, DecodingKey};
+use p256::elliptic_curve::sec1::ToSec1Point as _;
+use rsa::traits::PublicKeyParts as _;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::domain::Invalid;
@@ -50,9 +66,6 @@ pub const MAX_KEYS: usize = 50;
 pub const MIN_RSA_BITS: usize = 2048;
 /// Largest accepted RSA modulus, in bits (the `rsa` crate's own limit).
 pub const MAX_RSA_BITS: usize = 8192;
-/// The most clock skew forgiven on the "at most `max_ahead`" check, whatever
-/// [`Rules::leeway`] says. See [`Rules::leeway`].
-pub const MAX_AHEAD_ALLOWANCE: i64 = 5;
 
 /// Algorithms a registered key may sign with. `none` and HMAC are never accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,14 +74,18 @@ pub enum KeyAlg {
     Rs256,
     /// ECDSA on P-256 with SHA-256.
     Es256,
-    /// Ed25519.
+    /// Ed25519 (JOSE `EdDSA`, or `Ed25519` as RFC 9864 names it).
     EdDsa,
 }
 
 impl KeyAlg {
     pub const ALL: [KeyAlg; 3] = [KeyAlg::Rs256, KeyAlg::Es256, KeyAlg::EdDsa];
 
-    /// The JOSE name, as in a JWT header's `alg`.
+    /// Every `alg` value accepted in a token header: each algorithm's JOSE name, and the
+    /// fully-specified name RFC 9864 gives Ed25519. For the metadata document.
+    pub const HEADER_NAMES: [&'static str; 4] = ["RS256", "ES256", "EdDSA", "Ed25519"];
+
+    /// The JOSE name, as in a JWT header's `alg`; what is stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             KeyAlg::Rs256 => "RS256",
@@ -77,9 +94,14 @@ impl KeyAlg {
         }
     }
 
-    /// The JOSE name, exactly (JOSE names are case-sensitive).
+    /// A header's or a JWK's `alg`, exactly (JOSE names are case-sensitive). RFC 9864's
+    /// `Ed25519` is Ed25519 signing under its fully-specified name: the same as `EdDSA`
+    /// for the only Edwards curve accepted here.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == s)
+        match s {
+            "Ed25519" => Some(KeyAlg::EdDsa),
+            _ => Self::ALL.into_iter().find(|a| a.as_str() == s),
+        }
     }
 
     fn jwt(self) -> Algorithm {
@@ -97,9 +119,9 @@ impl fmt::Display for KeyAlg {
     }
 }
 
-/// The public numbers of a key, as canonical base64url (no padding, no leading zero
-/// octets in RSA integers, full-length coordinates), so that equal keys compare equal
-/// and the RFC 7638 thumbprint is well defined.
+/// The public numbers of a key that its crate accepted, as canonical base64url (no
+/// padding, no leading zero octets in RSA integers, full-length coordinates), so that
+/// equal keys compare equal and the RFC 7638 thumbprint is well defined.
 #[derive(Clone, PartialEq, Eq)]
 enum Material {
     Rsa { n: String, e: String },
@@ -144,12 +166,9 @@ impl Material {
         Jwk { common: CommonParameters::default(), algorithm }
     }
 
+    /// The key `jsonwebtoken` verifies signatures with.
     fn decoding_key(&self) -> Option<DecodingKey> {
-        match self {
-            Material::Rsa { n, e } => DecodingKey::from_rsa_components(n, e).ok(),
-            Material::Ec { x, y } => DecodingKey::from_ec_components(x, y).ok(),
-            Material::Ed { x } => DecodingKey::from_ed_components(x).ok(),
-        }
+        DecodingKey::from_jwk(&self.jwk()).ok()
     }
 
     /// RFC 7638 thumbprint: base64url SHA-256 of the required members in lexical order.
@@ -157,57 +176,54 @@ impl Material {
         self.jwk().thumbprint(ThumbprintHash::SHA256).map_err(|_| Invalid("cannot compute the key's thumbprint".into()))
     }
 
-    /// Builds RSA material from big-endian integers, enforcing the size rules.
+    /// An RSA key from its big-endian modulus and exponent, checked by the `rsa` crate
+    /// (odd modulus, exponent in range and odd) within keyward's size rule.
     fn rsa(n: &[u8], e: &[u8]) -> Result<Self, Invalid> {
-        let n = strip_zeros(n);
-        let e = strip_zeros(e);
-        let bits = bit_len(n);
-        if bits < MIN_RSA_BITS {
-            return Err(Invalid(format!("this RSA key has {bits} bits; at least {MIN_RSA_BITS} are required")));
-        }
-        if bits > MAX_RSA_BITS {
-            return Err(Invalid(format!("this RSA key has {bits} bits; at most {MAX_RSA_BITS} are accepted")));
-        }
-        // The rsa crate accepts 2 < e < 2^33; an even e is not an RSA key at all.
-        let e_ok = !e.is_empty()
-            && e.len() <= 5
-            && e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)) < (1 << 33)
-            && e.last().is_some_and(|b| b & 1 == 1)
-            && !(e.len() == 1 && e[0] < 3);
-        if !e_ok || n.last().is_some_and(|b| b & 1 == 0) {
-            return Err(Invalid("not a valid RSA public key".into()));
-        }
-        Ok(Material::Rsa { n: URL_SAFE_NO_PAD.encode(n), e: URL_SAFE_NO_PAD.encode(e) })
+        let n = rsa::BoxedUint::from_be_slice_vartime(n);
+        let e = rsa::BoxedUint::from_be_slice_vartime(e);
+        let bits = n.bit_width_vartime() as usize;
+        let key = rsa::PublicKey::new_with_size_limits(n, e, MIN_RSA_BITS..=MAX_RSA_BITS).map_err(|err| match err {
+            rsa::Error::ModulusTooSmall => {
+                Invalid(format!("this RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"))
+            }
+            rsa::Error::ModulusTooLarge => {
+                Invalid(format!("this RSA key has {bits} bits; at most {MAX_RSA_BITS} are accepted"))
+            }
+            _ => Invalid("not a valid RSA public key".into()),
+        })?;
+        Ok(Material::Rsa { n: URL_SAFE_NO_PAD.encode(key.n_bytes()), e: URL_SAFE_NO_PAD.encode(key.e_bytes()) })
     }
 
-    /// Builds P-256 material from coordinates, refusing a point that is not on the curve.
+    /// A P-256 key the `p256` crate accepted (a point on the curve, not the identity).
+    fn p256(key: &p256::PublicKey) -> Self {
+        let point = key.to_uncompressed_point();
+        // 0x04 || x || y, each coordinate 32 bytes.
+        Material::Ec { x: URL_SAFE_NO_PAD.encode(&point[1..33]), y: URL_SAFE_NO_PAD.encode(&point[33..65]) }
+    }
+
+    /// A P-256 key from JWK coordinates.
     fn ec(x: &[u8], y: &[u8]) -> Result<Self, Invalid> {
         if x.len() != 32 || y.len() != 32 {
             return Err(Invalid("not a valid P-256 public key: x and y must be 32 bytes".into()));
         }
-        let m = Material::Ec { x: URL_SAFE_NO_PAD.encode(x), y: URL_SAFE_NO_PAD.encode(y) };
-        m.check_usable("not a valid P-256 public key: the point is not on the curve")?;
-        Ok(m)
+        let sec1 = [&[0x04][..], x, y].concat();
+        let key = p256::PublicKey::from_sec1_bytes(&sec1)
+            .map_err(|_| Invalid("not a valid P-256 public key: the point is not on the curve".into()))?;
+        Ok(Self::p256(&key))
     }
 
-    /// Builds Ed25519 material, refusing bytes that are not a curve point.
+    /// An Ed25519 key the `ed25519-dalek` crate accepted (a valid point encoding).
+    fn ed25519(key: &ed25519_dalek::VerifyingKey) -> Self {
+        Material::Ed { x: URL_SAFE_NO_PAD.encode(key.as_bytes()) }
+    }
+
+    /// An Ed25519 key from a JWK's `x`.
     fn ed(x: &[u8]) -> Result<Self, Invalid> {
-        if x.len() != 32 {
-            return Err(Invalid("not a valid Ed25519 public key: x must be 32 bytes".into()));
-        }
-        let m = Material::Ed { x: URL_SAFE_NO_PAD.encode(x) };
-        m.check_usable("not a valid Ed25519 public key")?;
-        Ok(m)
-    }
-
-    /// Asks the crypto backend to load the key, so that a key which could never verify
-    /// anything is refused at registration rather than at every later sign-in. A dummy
-    /// signature check errors (rather than answering "invalid") only if the key is bad.
-    fn check_usable(&self, message: &str) -> Result<(), Invalid> {
-        let bad = || Invalid(message.to_owned());
-        let key = self.decoding_key().ok_or_else(bad)?;
-        jsonwebtoken::crypto::verify("AA", b"", &key, self.alg().jwt()).map_err(|_| bad())?;
-        Ok(())
+        let bad = || Invalid("not a valid Ed25519 public key".into());
+        let bytes: &[u8; 32] =
+            x.try_into().map_err(|_| Invalid("not a valid Ed25519 public key: x must be 32 bytes".into()))?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| bad())?;
+        Ok(Self::ed25519(&key))
     }
 }
 
@@ -454,7 +470,7 @@ fn parse_jwk(obj: &Map<String, Value>) -> Result<(Material, Option<String>), Inv
         }
     };
     if let Some(alg) = str_member(obj, "alg")? {
-        if alg != material.alg().as_str() {
+        if KeyAlg::parse(alg) != Some(material.alg()) {
             return Err(Invalid(format!(
                 "the JWK's alg {} does not fit the key: {} keys sign with {} here",
                 shown(alg),
@@ -499,32 +515,11 @@ fn b64_member(obj: &Map<String, Value>, name: &str) -> Result<Vec<u8>, Invalid> 
     URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| Invalid(format!("the JWK's {name} is not base64url")))
 }
 
-fn strip_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[start..]
+fn unsupported() -> Invalid {
+    Invalid("unsupported public key: use RSA (2048 bits or more), EC P-256 or Ed25519".into())
 }
 
-fn bit_len(n: &[u8]) -> usize {
-    match n.first() {
-        Some(b) => (n.len() - 1) * 8 + (8 - b.leading_zeros() as usize),
-        None => 0,
-    }
-}
-
-/// DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point: SEQUENCE {
-/// SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING { 0 unused bits, 04 … } }. The
-/// encoding is unique, so matching it exactly both identifies the curve and refuses
-/// explicit curve parameters and compressed points.
-const P256_SPKI_PREFIX: [u8; 27] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
-];
-/// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410).
-const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
-/// OID contents of rsaEncryption, id-ecPublicKey.
-const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-
+/// One PEM block, read by the `pem` crate, its DER handed to the key crates.
 fn parse_pem(text: &str) -> Result<Material, Invalid> {
     if text.contains("PRIVATE KEY") {
         return Err(Invalid(
@@ -540,86 +535,42 @@ fn parse_pem(text: &str) -> Result<Material, Invalid> {
     if text.matches("-----BEGIN ").count() != 1 {
         return Err(Invalid("expected exactly one PEM block".into()));
     }
-    let malformed = || Invalid("malformed PEM".into());
-    let rest = text.strip_prefix("-----BEGIN ").ok_or_else(malformed)?;
-    let (label, rest) = rest.split_once("-----").ok_or_else(malformed)?;
-    let end = format!("-----END {label}-----");
-    let body = rest.strip_suffix(end.as_str()).ok_or_else(malformed)?;
-    let body: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let der = STANDARD.decode(body).map_err(|_| malformed())?;
-    match label {
-        "PUBLIC KEY" => parse_spki(&der),
-        "RSA PUBLIC KEY" => parse_pkcs1(&der),
-        _ => Err(Invalid(format!("unsupported PEM block {}: expected PUBLIC KEY or RSA PUBLIC KEY", shown(label)))),
+    let block = pem::parse(text).map_err(|_| Invalid("malformed PEM".into()))?;
+    match block.tag() {
+        "PUBLIC KEY" => parse_spki(block.contents()),
+        "RSA PUBLIC KEY" => parse_pkcs1(block.contents()),
+        label => Err(Invalid(format!("unsupported PEM block {}: expected PUBLIC KEY or RSA PUBLIC KEY", shown(label)))),
     }
 }
 
+/// A SubjectPublicKeyInfo (RFC 5280 §4.1.2.7), by its algorithm.
 fn parse_spki(der: &[u8]) -> Result<Material, Invalid> {
-    if let Some(point) = der.strip_prefix(&P256_SPKI_PREFIX) {
-        if point.len() == 64 {
-            return Material::ec(&point[..32], &point[32..]);
+    let info = spki::SubjectPublicKeyInfoRef::try_from(der).map_err(|_| unsupported())?;
+    let oid = info.algorithm.oid;
+    if oid == pkcs1::ALGORITHM_OID {
+        // rsaEncryption's parameters are NULL, which some encoders leave out.
+        if info.algorithm.parameters.is_some_and(|p| !p.is_null()) {
+            return Err(unsupported());
         }
+        return parse_pkcs1(info.subject_public_key.as_bytes().ok_or_else(unsupported)?);
     }
-    if let Some(x) = der.strip_prefix(&ED25519_SPKI_PREFIX) {
-        return Material::ed(x);
+    if oid == p256::elliptic_curve::ALGORITHM_OID {
+        return p256::PublicKey::try_from(info)
+            .map(|key| Material::p256(&key))
+            .map_err(|_| Invalid("this EC key is not a valid P-256 key (another curve?): use P-256".into()));
     }
-    let unsupported = || Invalid("unsupported public key: use RSA (2048 bits or more), EC P-256 or Ed25519".into());
-    // SEQUENCE { SEQUENCE { OID, params }, BIT STRING }
-    let (outer, rest) = der_tlv(der, 0x30).ok_or_else(unsupported)?;
-    if !rest.is_empty() {
-        return Err(unsupported());
+    if oid == ed25519_dalek::pkcs8::ALGORITHM_OID {
+        return ed25519_dalek::VerifyingKey::from_public_key_der(der)
+            .map(|key| Material::ed25519(&key))
+            .map_err(|_| Invalid("not a valid Ed25519 public key".into()));
     }
-    let (alg_id, rest) = der_tlv(outer, 0x30).ok_or_else(unsupported)?;
-    let (bits, rest) = der_tlv(rest, 0x03).ok_or_else(unsupported)?;
-    let (oid, params) = der_tlv(alg_id, 0x06).ok_or_else(unsupported)?;
-    if !rest.is_empty() {
-        return Err(unsupported());
-    }
-    if oid == OID_EC {
-        return Err(Invalid("this EC key is not on P-256 (or uses a compressed point): use P-256".into()));
-    }
-    // rsaEncryption's parameters are NULL (05 00), which some encoders leave out.
-    if oid != OID_RSA || !(params.is_empty() || params == [0x05, 0x00]) {
-        return Err(unsupported());
-    }
-    let pkcs1 = bits.strip_prefix(&[0x00]).ok_or_else(unsupported)?;
-    parse_pkcs1(pkcs1)
+    Err(unsupported())
 }
 
-/// PKCS#1 RSAPublicKey DER, parsed by the crypto backend.
+/// A PKCS#1 RSAPublicKey (RFC 8017 A.1.1).
 fn parse_pkcs1(der: &[u8]) -> Result<Material, Invalid> {
-    let jwk = Jwk::from_decoding_key(&DecodingKey::from_rsa_der(der), None)
-        .map_err(|_| Invalid("not a valid RSA public key (2048 to 8192 bits)".into()))?;
-    let AlgorithmParameters::RSA(params) = jwk.algorithm else {
-        return Err(Invalid("not a valid RSA public key".into()));
-    };
-    let decode = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|_| Invalid("not a valid RSA public key".into()));
-    Material::rsa(&decode(&params.n)?, &decode(&params.e)?)
-}
-
-/// One DER TLV with the expected tag: its contents and what follows it. Definite
-/// lengths only, up to three length octets (16 MiB, far beyond any key text we accept).
-fn der_tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    let (&t, rest) = input.split_first()?;
-    if t != tag {
-        return None;
-    }
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 3 || rest.len() < count {
-            return None;
-        }
-        let (octets, after) = rest.split_at(count);
-        rest = after;
-        octets.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some(rest.split_at(len))
+    let key = pkcs1::RsaPublicKeyRef::try_from(der).map_err(|_| Invalid("not a valid RSA public key".into()))?;
+    Material::rsa(key.modulus.as_bytes(), key.public_exponent.as_bytes())
 }
 
 /// Why an assertion was refused. Messages are safe to show the client: they never
@@ -631,7 +582,7 @@ pub enum AssertionError {
     #[error("the assertion is not a well-formed signed JWT")]
     Malformed,
     /// The header's `alg`, if short and alphanumeric; else `"(unrecognized)"`.
-    #[error("the {0} signing algorithm is not accepted; use RS256, ES256 or EdDSA")]
+    #[error("the {0} signing algorithm is not accepted; use RS256, ES256 or EdDSA (Ed25519)")]
     AlgorithmRefused(String),
     #[error("no registered key matches the assertion")]
     UnknownKey,
@@ -664,18 +615,17 @@ pub struct Unverified {
 /// What [`verify`] checks the claims against.
 #[derive(Debug, Clone, Copy)]
 pub struct Rules<'a> {
-    /// Accepted `aud` values (the token endpoint URL and the issuer). `aud` may be a
-    /// string or an array; one match suffices.
+    /// Accepted `aud` values (the issuer, the token endpoint URL, the URL of the endpoint
+    /// being called). `aud` may be a string or an array; one match suffices.
     pub audiences: &'a [&'a str],
     /// Now, Unix seconds (passed in, so tests control the clock).
     pub now: i64,
-    /// Longest allowed `exp - now`, seconds (300).
+    /// Longest allowed `exp - now`, seconds. It bounds how long a seen `jti` must be
+    /// remembered; client libraries default to one hour (authlib), so 3600 is the norm.
     pub max_ahead: i64,
-    /// Clock-skew leeway, seconds (e.g. 30), for `exp` already past and for `nbf`/`iat`
-    /// in the future. On the `max_ahead` bound only `min(leeway, MAX_AHEAD_ALLOWANCE)`
-    /// (5 s) is forgiven: enough for a client whose clock runs a little fast and sets
-    /// `exp = its now + 300`, but not a way to stretch the 5-minute limit, whose purpose
-    /// is to bound how long a seen `jti` must be remembered.
+    /// Clock-skew leeway, seconds (e.g. 30): forgiven for an `exp` just past, for `nbf`
+    /// and `iat` a little in the future, and beyond `max_ahead` (a client whose clock runs
+    /// a little fast and sets `exp` = its now + one hour).
     pub leeway: i64,
 }
 
@@ -692,13 +642,67 @@ pub struct Verified {
     pub scope: Option<String>,
 }
 
+/// The JOSE header members this module reads (RFC 7515 §4.1). Any other member is
+/// ignored, except `crit`: see [`Parts::split`].
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+/// The registered claims read here (RFC 7519 §4.1), typed: a claim of the wrong JSON
+/// type makes the token malformed. Presence is checked by [`verify`].
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
+    exp: Option<NumericDate>,
+    #[serde(default)]
+    nbf: Option<NumericDate>,
+    #[serde(default)]
+    iat: Option<NumericDate>,
+    #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `aud`: one string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A NumericDate (RFC 7519 §2): seconds, possibly fractional, truncated toward zero; an
+/// absurd value saturates (so an `exp` of 1e300 fails `max_ahead`, not the parser).
+struct NumericDate(i64);
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        match n.as_i64() {
+            Some(i) => Ok(NumericDate(i)),
+            None => n.as_f64().map(|f| NumericDate(f as i64)).ok_or_else(|| serde::de::Error::custom("not a number")),
+        }
+    }
+}
+
 /// The three parts of a compact JWS, the header decoded.
 struct Parts<'t> {
     signing_input: &'t str,
     payload: &'t str,
     signature: &'t str,
-    alg: String,
-    kid: Option<String>,
+    header: JoseHeader,
 }
 
 impl<'t> Parts<'t> {
@@ -706,66 +710,31 @@ impl<'t> Parts<'t> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AssertionError::TooLong);
         }
-        let mut it = token.splitn(3, '.');
-        let (Some(header), Some(payload), Some(signature)) = (it.next(), it.next(), it.next()) else {
+        // Exactly three parts: five would be a JWE, which a client assertion is not.
+        let mut it = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) = (it.next(), it.next(), it.next(), it.next()) else {
             return Err(AssertionError::Malformed);
         };
-        if signature.contains('.') {
-            // Five parts: a JWE, which is not what a client assertion is.
-            return Err(AssertionError::Malformed);
-        }
         let signing_input = &token[..header.len() + 1 + payload.len()];
-        let header = decode_object(header)?;
-        let alg = match header.get("alg") {
-            Some(Value::String(alg)) => alg.clone(),
-            _ => return Err(AssertionError::Malformed),
-        };
-        let kid = match header.get("kid") {
-            None => None,
-            Some(Value::String(kid)) => Some(kid.clone()),
-            Some(_) => return Err(AssertionError::Malformed),
-        };
+        let header: JoseHeader = decode_json(header)?;
         // RFC 7515 §4.1.11: extensions listed in `crit` must be understood; none are.
-        if header.contains_key("crit") {
+        if header.crit.is_some() {
             return Err(AssertionError::Malformed);
         }
-        Ok(Parts { signing_input, payload, signature, alg, kid })
+        Ok(Parts { signing_input, payload, signature, header })
     }
 
-    fn claims(&self) -> Result<Map<String, Value>, AssertionError> {
-        decode_object(self.payload)
+    fn claims(&self) -> Result<Claims, AssertionError> {
+        decode_json(self.payload)
     }
 }
 
-/// A base64url (strict: no padding, no stray trailing bits) JSON object.
-fn decode_object(part: &str) -> Result<Map<String, Value>, AssertionError> {
+/// A base64url (strict: no padding, no stray trailing bits) JSON object of type `T`.
+fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AssertionError> {
     let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| AssertionError::Malformed)?;
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(obj)) => Ok(obj),
-        _ => Err(AssertionError::Malformed),
-    }
-}
-
-/// A string claim: absent is `None`, present but not a string is malformed.
-fn str_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, AssertionError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(AssertionError::Malformed),
-    }
-}
-
-/// A NumericDate claim (RFC 7519 §2): seconds, possibly fractional, truncated.
-fn date_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, AssertionError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(i) => Ok(Some(i)),
-            // `as` saturates, so an absurd exp becomes i64::MAX and fails max_ahead.
-            None => n.as_f64().map(|f| Some(f as i64)).ok_or(AssertionError::Malformed),
-        },
-        Some(_) => Err(AssertionError::Malformed),
-    }
+    // Through a map first: serde would read a struct from a JSON array too.
+    let object: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|_| AssertionError::Malformed)?;
+    serde_json::from_value(Value::Object(object)).map_err(|_| AssertionError::Malformed)
 }
 
 /// Reads `alg`, `kid`, `iss` and `sub` without checking anything else, only to choose
@@ -773,7 +742,7 @@ fn date_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, As
 pub fn peek(token: &str) -> Result<Unverified, AssertionError> {
     let parts = Parts::split(token)?;
     let claims = parts.claims()?;
-    Ok(Unverified { iss: str_claim(&claims, "iss")?, sub: str_claim(&claims, "sub")?, alg: parts.alg, kid: parts.kid })
+    Ok(Unverified { iss: claims.iss, sub: claims.sub, alg: parts.header.alg, kid: parts.header.kid })
 }
 
 /// The refused algorithm's name for [`AssertionError::AlgorithmRefused`]: it comes from
@@ -785,15 +754,15 @@ fn refused(alg: &str) -> AssertionError {
 
 /// Verifies `token` against a client's registered `keys`.
 ///
-/// The header `alg` must be RS256, ES256 or EdDSA; the key is the one named by the
-/// header `kid` (whose algorithm must equal `alg`) or, without a `kid`, any key of that
-/// algorithm. Then: `iss`, `sub`, `aud` (one of `rules.audiences`), `exp` (not past,
+/// The header `alg` must be RS256, ES256 or EdDSA (or `Ed25519`); the key is the one named
+/// by the header `kid` (whose algorithm must equal `alg`) or, without a `kid`, any key of
+/// that algorithm. Then: `iss`, `sub`, `aud` (one of `rules.audiences`), `exp` (not past,
 /// not beyond `max_ahead`), `nbf` and `iat` (not in the future) and `jti` (1–256
 /// characters). `iss == sub` and the single use of `jti` are left to the caller.
 pub fn verify(token: &str, keys: &[PublicKey], rules: &Rules) -> Result<Verified, AssertionError> {
     let parts = Parts::split(token)?;
-    let alg = KeyAlg::parse(&parts.alg).ok_or_else(|| refused(&parts.alg))?;
-    let candidates: Vec<&PublicKey> = match &parts.kid {
+    let alg = KeyAlg::parse(&parts.header.alg).ok_or_else(|| refused(&parts.header.alg))?;
+    let candidates: Vec<&PublicKey> = match &parts.header.kid {
         Some(kid) => {
             let key = keys.iter().find(|k| &k.kid == kid).ok_or(AssertionError::UnknownKey)?;
             if key.alg() != alg {
@@ -812,7 +781,8 @@ pub fn verify(token: &str, keys: &[PublicKey], rules: &Rules) -> Result<Verified
             same_alg
         }
     };
-    // Decoded here, strictly, so that two spellings of one signature cannot both pass.
+    // Decoded here, strictly, so that two spellings of one signature cannot both pass
+    // (jsonwebtoken's own decoding would forgive stray trailing bits).
     let signature = URL_SAFE_NO_PAD.decode(parts.signature).map_err(|_| AssertionError::Malformed)?;
     if signature.is_empty() {
         return Err(AssertionError::Malformed);
@@ -829,54 +799,39 @@ pub fn verify(token: &str, keys: &[PublicKey], rules: &Rules) -> Result<Verified
 
     // Only now is the payload worth reading.
     let claims = parts.claims()?;
-    let non_empty = |name: &'static str| -> Result<String, AssertionError> {
-        str_claim(&claims, name)?.filter(|s| !s.is_empty()).ok_or(AssertionError::MissingClaim(name))
+    let non_empty = |value: Option<String>, name: &'static str| -> Result<String, AssertionError> {
+        value.filter(|s| !s.is_empty()).ok_or(AssertionError::MissingClaim(name))
     };
-    let iss = non_empty("iss")?;
-    let sub = non_empty("sub")?;
+    let iss = non_empty(claims.iss, "iss")?;
+    let sub = non_empty(claims.sub, "sub")?;
 
-    let audience_ok = match claims.get("aud") {
-        None => return Err(AssertionError::MissingClaim("aud")),
-        Some(Value::String(aud)) => rules.audiences.contains(&aud.as_str()),
-        Some(Value::Array(auds)) => {
-            let mut any = false;
-            for aud in auds {
-                let Value::String(aud) = aud else {
-                    return Err(AssertionError::Malformed);
-                };
-                any |= rules.audiences.contains(&aud.as_str());
-            }
-            any
-        }
-        Some(_) => return Err(AssertionError::Malformed),
+    let audience_ok = match claims.aud.ok_or(AssertionError::MissingClaim("aud"))? {
+        Audience::One(aud) => rules.audiences.contains(&aud.as_str()),
+        Audience::Many(auds) => auds.iter().any(|aud| rules.audiences.contains(&aud.as_str())),
     };
     if !audience_ok {
         return Err(AssertionError::WrongAudience);
     }
 
     let leeway = rules.leeway.max(0);
-    let exp = date_claim(&claims, "exp")?.ok_or(AssertionError::MissingClaim("exp"))?;
+    let exp = claims.exp.ok_or(AssertionError::MissingClaim("exp"))?.0;
     if exp <= rules.now.saturating_sub(leeway) {
         return Err(AssertionError::Expired);
     }
-    let latest = rules.now.saturating_add(rules.max_ahead).saturating_add(leeway.min(MAX_AHEAD_ALLOWANCE));
-    if exp > latest {
+    if exp > rules.now.saturating_add(rules.max_ahead).saturating_add(leeway) {
         return Err(AssertionError::TooFarAhead);
     }
-    for name in ["nbf", "iat"] {
-        if let Some(t) = date_claim(&claims, name)? {
-            if t > rules.now.saturating_add(leeway) {
-                return Err(AssertionError::NotYetValid);
-            }
+    for t in [claims.nbf, claims.iat].into_iter().flatten() {
+        if t.0 > rules.now.saturating_add(leeway) {
+            return Err(AssertionError::NotYetValid);
         }
     }
 
-    let jti = non_empty("jti")?;
+    let jti = non_empty(claims.jti, "jti")?;
     if jti.chars().count() > MAX_JTI_CHARS {
         return Err(AssertionError::Malformed);
     }
-    let scope = str_claim(&claims, "scope")?;
-    Ok(Verified { iss, sub, jti, exp, kid: key.kid.clone(), scope })
+    Ok(Verified { iss, sub, jti, exp, kid: key.kid.clone(), scope: claims.scope })
 }
 
 #[cfg(test)]
@@ -899,7 +854,7 @@ mod tests {
     }
 
     fn rules() -> Rules<'static> {
-        Rules { audiences: &AUDS, now: NOW, max_ahead: 300, leeway: 30 }
+        Rules { audiences: &AUDS, now: NOW, max_ahead: 3600, leeway: 30 }
     }
 
     fn claims() -> Value {
@@ -955,7 +910,12 @@ mod tests {
         assert_eq!(KeyAlg::Rs256.as_str(), "RS256");
         assert_eq!(KeyAlg::Es256.as_str(), "ES256");
         assert_eq!(KeyAlg::EdDsa.as_str(), "EdDSA");
-        for other in ["none", "HS256", "rs256", "PS256", "ES384", "eddsa", ""] {
+        // RFC 9864's fully-specified name for Ed25519 signing.
+        assert_eq!(KeyAlg::parse("Ed25519"), Some(KeyAlg::EdDsa));
+        for name in KeyAlg::HEADER_NAMES {
+            assert!(KeyAlg::parse(name).is_some(), "{name}");
+        }
+        for other in ["none", "HS256", "rs256", "PS256", "ES384", "eddsa", "ed25519", "Ed448", ""] {
             assert_eq!(KeyAlg::parse(other), None, "{other}");
         }
     }
@@ -987,6 +947,52 @@ mod tests {
             let keys = [other, key.clone()];
             assert_eq!(verify(&token, &keys, &rules()).unwrap().kid, "k1", "{alg}");
         }
+    }
+
+    /// openid-client signs Ed25519 assertions with RFC 9864's `alg: "Ed25519"`.
+    #[test]
+    fn the_rfc_9864_name_ed25519_is_eddsa() {
+        let header = |alg: &str, kid: &str| b64(&json!({"alg": alg, "kid": kid, "typ": "JWT"}));
+        let signed = |header: String, claims: &Value, private: &str, alg: KeyAlg| {
+            let input = format!("{header}.{}", b64(claims));
+            let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &encoding_key(private, alg), alg.jwt()).unwrap();
+            format!("{input}.{sig}")
+        };
+        let ed = public("ed25519_public.pem", "ed");
+        let token = signed(header("Ed25519", "ed"), &claims(), "ed25519_private.pem", KeyAlg::EdDsa);
+        assert_eq!(peek(&token).unwrap().alg, "Ed25519");
+        assert_eq!(verify(&token, std::slice::from_ref(&ed), &rules()).unwrap().kid, "ed");
+        // Without a kid, the Ed25519 keys are tried.
+        let bare = {
+            let input = format!("{}.{}", b64(&json!({"alg": "Ed25519"})), b64(&claims()));
+            let sig = jsonwebtoken::crypto::sign(
+                input.as_bytes(),
+                &encoding_key("ed25519_private.pem", KeyAlg::EdDsa),
+                Algorithm::EdDSA,
+            )
+            .unwrap();
+            format!("{input}.{sig}")
+        };
+        let ec = public("ec_public.pem", "ec");
+        assert_eq!(verify(&bare, &[ec.clone(), ed.clone()], &rules()).unwrap().kid, "ed");
+        // The name does not stretch to another key type.
+        let on_ec = signed(header("Ed25519", "ec"), &claims(), "ed25519_private.pem", KeyAlg::EdDsa);
+        assert_eq!(verify(&on_ec, &[ec.clone(), ed.clone()], &rules()), Err(AssertionError::KeyMismatch));
+        assert_eq!(verify(&bare, std::slice::from_ref(&ec), &rules()), Err(AssertionError::KeyMismatch));
+        // Another key's signature under the name is still a bad signature.
+        let other = PublicKey::parse(
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"ed"}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(verify(&token, &[other], &rules()), Err(AssertionError::BadSignature));
+        // A JWK may carry the name too; it fits Ed25519 keys only.
+        let mut jwk = ed.to_jwk_value();
+        jwk["alg"] = json!("Ed25519");
+        assert_eq!(PublicKey::parse(&jwk.to_string(), None).unwrap().alg(), KeyAlg::EdDsa);
+        let mut rsa: Value = serde_json::from_str(RFC7638_JWK).unwrap();
+        rsa["alg"] = json!("Ed25519");
+        assert!(PublicKey::parse(&rsa.to_string(), None).unwrap_err().0.contains("does not fit"));
     }
 
     #[test]
@@ -1249,16 +1255,20 @@ mod tests {
         assert_eq!(ed_verify(&with("exp", json!(NOW - 31)), &r), Err(AssertionError::Expired));
         assert_eq!(ed_verify(&with("exp", json!(NOW - 30)), &r), Err(AssertionError::Expired));
         assert!(ed_verify(&with("exp", json!(NOW - 29)), &r).is_ok(), "within leeway");
-        assert!(ed_verify(&with("exp", json!(NOW + 300)), &r).is_ok());
-        assert!(ed_verify(&with("exp", json!(NOW + 305)), &r).is_ok(), "small allowance");
-        assert_eq!(ed_verify(&with("exp", json!(NOW + 306)), &r), Err(AssertionError::TooFarAhead));
-        assert_eq!(ed_verify(&with("exp", json!(NOW + 3600)), &r), Err(AssertionError::TooFarAhead));
+        // One hour ahead (authlib's default), and a client clock up to the leeway fast.
+        assert!(ed_verify(&with("exp", json!(NOW + 3600)), &r).is_ok());
+        assert!(ed_verify(&with("exp", json!(NOW + 3630)), &r).is_ok(), "within leeway");
+        assert_eq!(ed_verify(&with("exp", json!(NOW + 3631)), &r), Err(AssertionError::TooFarAhead));
+        assert_eq!(ed_verify(&with("exp", json!(NOW + 86_400)), &r), Err(AssertionError::TooFarAhead));
+        let short = Rules { max_ahead: 300, ..rules() };
+        assert!(ed_verify(&with("exp", json!(NOW + 330)), &short).is_ok());
+        assert_eq!(ed_verify(&with("exp", json!(NOW + 331)), &short), Err(AssertionError::TooFarAhead));
         assert_eq!(ed_verify(&with("exp", json!(1e300)), &r), Err(AssertionError::TooFarAhead));
         assert_eq!(ed_verify(&with("exp", json!(i64::MAX)), &r), Err(AssertionError::TooFarAhead));
         assert_eq!(ed_verify(&with("exp", json!(i64::MIN)), &r), Err(AssertionError::Expired));
         assert_eq!(ed_verify(&with("exp", json!(NOW as f64 + 60.5)), &r).unwrap().exp, NOW + 60);
         let strict = Rules { leeway: 0, ..rules() };
-        assert_eq!(ed_verify(&with("exp", json!(NOW + 301)), &strict), Err(AssertionError::TooFarAhead));
+        assert_eq!(ed_verify(&with("exp", json!(NOW + 3601)), &strict), Err(AssertionError::TooFarAhead));
         assert_eq!(ed_verify(&with("exp", json!(NOW)), &strict), Err(AssertionError::Expired));
         for name in ["nbf", "iat"] {
             assert!(ed_verify(&with(name, json!(NOW + 30)), &r).is_ok(), "{name}");
@@ -1334,7 +1344,10 @@ mod tests {
     fn random_pem() -> impl Strategy<Value = String> {
         let label = prop::sample::select(vec!["PUBLIC KEY", "RSA PUBLIC KEY", "X"]);
         (label, prop::collection::vec(any::<u8>(), 0..600)).prop_map(|(label, der)| {
-            format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", STANDARD.encode(der))
+            format!(
+                "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+                base64::engine::general_purpose::STANDARD.encode(der)
+            )
         })
     }
 

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::auth::{follow, Authenticator, GrantCache};
 use crate::config::Settings;
 use crate::gateway::Gateway;
+use crate::http::web::csrf::CsrfKey;
 use crate::metrics::Metrics;
 use crate::state::{AppState, Shared};
 use crate::usage::UsageRecorder;
@@ -43,7 +44,8 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {} (listen)", settings.listen))?;
         let gateway_listen = settings.gateway.as_ref().map(|g| g.listen);
-        let state = AppState::new(Shared { settings, store, auth, usage, metrics, limits: Default::default() });
+        let csrf = CsrfKey::load(&store).await.context("cannot read or store the CSRF key")?;
+        let state = AppState::new(Shared { settings, store, auth, usage, metrics, limits: Default::default(), csrf });
         let gateway = match gateway_listen {
             None => None,
             Some(addr) => {

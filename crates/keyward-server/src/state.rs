@@ -23,6 +23,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Failure counters of the sign-in and device pages.
     pub limits: Limits,
+    /// The key of the web UI's CSRF tokens, shared by every instance (stored once).
+    pub csrf: crate::http::web::csrf::CsrfKey,
 }
 
 /// How fast people may get things wrong on the web pages (per process).

@@ -145,9 +145,15 @@ impl Store {
                 let interval: i64 = row.try_get("interval_ms")?;
                 let last: Option<i64> = row.try_get("last_polled_at")?;
                 let too_soon = last.is_some_and(|l| now_ms - l < interval);
+                // A poll answered slow_down does not restart the clock: `last_polled_at` is
+                // the last poll that was in time. Otherwise a client that missed one
+                // slow_down, then backs off by 5 s per slow_down as RFC 8628 §3.5 says,
+                // would stay 5 s short of the grown interval and get slow_down forever.
+                let (last, interval) =
+                    if too_soon { (last.unwrap_or(now_ms), interval + SLOW_DOWN_STEP_MS) } else { (now_ms, interval) };
                 sqlx::query("UPDATE device_authorizations SET last_polled_at = $1, interval_ms = $2 WHERE id = $3")
-                    .bind(now_ms)
-                    .bind(if too_soon { interval + SLOW_DOWN_STEP_MS } else { interval })
+                    .bind(last)
+                    .bind(interval)
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;

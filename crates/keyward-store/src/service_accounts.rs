@@ -238,17 +238,19 @@ impl Store {
         }))
     }
 
-    /// What a client secret grants when presented as HTTP Basic, found by its SHA-256.
-    /// Deleted accounts have no secrets left, so they are never found.
-    pub async fn client_secret_grant_by_hash(&self, hash: &SecretHash) -> Result<Option<CredentialGrant>> {
+    /// What a client secret grants, found by the client id and the secret's SHA-256: a
+    /// client id always names its client, so a secret equal to another client's never
+    /// finds that one. Deleted accounts have no secrets left, so they are never found.
+    pub async fn client_secret_grant(&self, client_id: &str, hash: &SecretHash) -> Result<Option<CredentialGrant>> {
         let row = sqlx::query(
             "SELECT s.hash, s.prefix, s.expires_at, a.id, a.client_id, a.name, a.org_id, o.slug AS org_slug, o.plan AS org_plan, m.role \
              FROM service_account_secrets s \
              JOIN service_accounts a ON a.id = s.account_id \
              JOIN orgs o ON o.id = a.org_id \
              LEFT JOIN memberships m ON m.org_id = a.org_id AND m.principal_id = a.id \
-             WHERE s.hash = $1 AND s.hash_kind = 'sha256'",
+             WHERE a.client_id = $1 AND s.hash = $2 AND s.hash_kind = 'sha256'",
         )
+        .bind(client_id)
         .bind(hash.to_hex())
         .fetch_optional(&self.pool)
         .await?;
@@ -275,18 +277,26 @@ impl Store {
         }))
     }
 
-    /// Replaces an imported bcrypt client secret by its fast hash after a successful
-    /// check. Returns whether this call did it (a concurrent request may have been first).
-    pub async fn upgrade_client_secret(&self, bcrypt: &str, hash: &SecretHash) -> Result<bool> {
+    /// Replaces an imported bcrypt client secret of `account` by its fast hash after a
+    /// successful check. Returns whether this call did it (a concurrent request may have
+    /// been first).
+    pub async fn upgrade_client_secret(
+        &self,
+        account: &ServiceAccountId,
+        bcrypt: &str,
+        hash: &SecretHash,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "DELETE FROM service_account_secrets WHERE hash = $1 AND hash_kind = 'bcrypt' RETURNING account_id, created_at, expires_at",
+            "DELETE FROM service_account_secrets WHERE account_id = $1 AND hash = $2 AND hash_kind = 'bcrypt' \
+             RETURNING created_at, expires_at",
         )
+        .bind(account.as_str())
         .bind(bcrypt)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = done else { return Ok(false) };
-        let account: String = row.try_get("account_id")?;
+        let account = account.as_str();
         let created: i64 = row.try_get("created_at")?;
         let expires: Option<i64> = row.try_get("expires_at")?;
         sqlx::query(
@@ -294,15 +304,31 @@ impl Store {
              VALUES ($1, 'sha256', $2, '', $3, $4)",
         )
         .bind(hash.to_hex())
-        .bind(&account)
+        .bind(account)
         .bind(created)
         .bind(expires)
         .execute(&mut *tx)
         .await
-        .map_err(crate::conflict_as("a client with this secret"))?;
+        .map_err(crate::conflict_as("this secret for this client"))?;
         self.record_change(&mut tx, &Change::KeyCreated).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// The deployment's secret `name`: the one stored, or `candidate` if none is yet (the
+    /// first instance to ask stores it; every other one reads it).
+    pub async fn server_secret(&self, name: &str, candidate: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .bind(to_ms(crate::time::now()))
+        .execute(&self.pool)
+        .await?;
+        let row =
+            sqlx::query("SELECT value FROM server_secrets WHERE name = $1").bind(name).fetch_one(&self.pool).await?;
+        Ok(row.try_get("value")?)
     }
 
     /// Adds a new secret; the old ones stay valid for `grace` (zero: they stop now).

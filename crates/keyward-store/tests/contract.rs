@@ -41,6 +41,9 @@ contract!(
     service_account_with_a_secret,
     service_account_with_public_keys,
     imported_bcrypt_client_secret_upgrades_once,
+    two_clients_with_equal_secrets_each_keep_theirs,
+    server_secrets_are_made_once,
+    a_device_client_that_missed_a_slow_down_recovers,
     rotating_a_client_secret,
     deleting_a_service_account_takes_everything,
     tokens_are_found_by_hash,
@@ -344,7 +347,7 @@ async fn service_account_with_a_secret(store: &Store) {
     assert!(store.members(&other.id).await.unwrap().is_empty());
 
     // Found by the secret's hash, with everything authentication needs.
-    let found = store.client_secret_grant_by_hash(&plain.hash()).await.unwrap().expect("found by hash");
+    let found = store.client_secret_grant(&account.client_id, &plain.hash()).await.unwrap().expect("found by hash");
     assert_eq!(
         found.credential,
         CredentialRef::ClientSecret { account: account.id.clone(), client_id: account.client_id.clone() }
@@ -359,7 +362,7 @@ async fn service_account_with_a_secret(store: &Store) {
     assert_eq!(found.expires_at, None);
     assert!(!found.revoked);
     let stranger = secrets().generate(SecretKind::ServiceAccountSecret);
-    assert!(store.client_secret_grant_by_hash(&stranger.hash()).await.unwrap().is_none());
+    assert!(store.client_secret_grant(&account.client_id, &stranger.hash()).await.unwrap().is_none());
     assert!(store.key_grant_by_hash(&plain.hash()).await.unwrap().is_none(), "a client secret is not an API key");
 
     // By client id, for the token endpoint.
@@ -373,7 +376,7 @@ async fn service_account_with_a_secret(store: &Store) {
     store.set_role(&org.id, account.id.as_str(), "viewer", &Actor::cli()).await.unwrap();
     assert_eq!(store.service_account(&org.id, &account.id).await.unwrap().role, "viewer");
     assert_eq!(
-        store.client_secret_grant_by_hash(&plain.hash()).await.unwrap().unwrap().role.as_deref(),
+        store.client_secret_grant(&account.client_id, &plain.hash()).await.unwrap().unwrap().role.as_deref(),
         Some("viewer")
     );
     store.set_role(&org.id, account.id.as_str(), "member", &Actor::cli()).await.unwrap();
@@ -455,13 +458,17 @@ async fn imported_bcrypt_client_secret_upgrades_once(store: &Store) {
     assert_eq!(client.secret_hashes, vec![(bcrypt.as_str().to_owned(), "bcrypt".to_owned(), None)]);
     assert!(store.client_by_id(account.id.as_str()).await.unwrap().is_none(), "the client id is the imported one");
     let fast = SecretHash::of(plain);
-    assert!(store.client_secret_grant_by_hash(&fast).await.unwrap().is_none(), "bcrypt secrets are not found by hash");
+    assert!(
+        store.client_secret_grant(&account.client_id, &fast).await.unwrap().is_none(),
+        "bcrypt secrets are not found by hash"
+    );
 
-    assert!(store.upgrade_client_secret(bcrypt.as_str(), &fast).await.unwrap());
-    assert!(!store.upgrade_client_secret(bcrypt.as_str(), &fast).await.unwrap(), "only once");
+    assert!(store.upgrade_client_secret(&account.id, bcrypt.as_str(), &fast).await.unwrap());
+    assert!(!store.upgrade_client_secret(&account.id, bcrypt.as_str(), &fast).await.unwrap(), "only once");
     let client = store.client_by_id("legacy").await.unwrap().unwrap();
     assert_eq!(client.secret_hashes, vec![(fast.to_hex(), "sha256".to_owned(), None)]);
-    let found = store.client_secret_grant_by_hash(&fast).await.unwrap().expect("found by its fast hash now");
+    let found =
+        store.client_secret_grant(&account.client_id, &fast).await.unwrap().expect("found by its fast hash now");
     assert_eq!(
         found.credential,
         CredentialRef::ClientSecret { account: account.id.clone(), client_id: "legacy".into() }
@@ -470,6 +477,82 @@ async fn imported_bcrypt_client_secret_upgrades_once(store: &Store) {
     let listed = store.service_account(&org.id, &account.id).await.unwrap();
     assert_eq!(listed.secrets.len(), 1, "upgraded, not added");
     assert_eq!(listed.secrets[0].created_at, account.secrets[0].created_at, "the secret keeps its creation time");
+}
+
+/// Two imported clients whose plain secrets are equal: once both are upgraded, each
+/// holds the same fast hash, and a client id always finds its own account.
+async fn two_clients_with_equal_secrets_each_keep_theirs(store: &Store) {
+    let (org, _) = setup(store).await;
+    let plain = "shared-legacy-secret";
+    let mut accounts = Vec::new();
+    for id in ["client-a", "client-b"] {
+        let bcrypt = BcryptHash::parse(&bcrypt::hash(plain, 4).unwrap()).unwrap();
+        let mut new = new_account(&org, id, Some(NewClientSecret::Bcrypt(bcrypt.clone())), vec![]);
+        new.client_id = Some(id.into());
+        accounts.push((store.create_service_account(&new, &Actor::cli()).await.unwrap(), bcrypt));
+    }
+    let fast = SecretHash::of(plain);
+    for (account, bcrypt) in &accounts {
+        assert!(
+            store.upgrade_client_secret(&account.id, bcrypt.as_str(), &fast).await.unwrap(),
+            "{}",
+            account.client_id
+        );
+    }
+    for (account, _) in &accounts {
+        let found = store.client_secret_grant(&account.client_id, &fast).await.unwrap().expect("found");
+        assert_eq!(
+            found.credential,
+            CredentialRef::ClientSecret { account: account.id.clone(), client_id: account.client_id.clone() }
+        );
+    }
+    // Another account's bcrypt row is not upgraded through this one.
+    let (a, _) = &accounts[0];
+    let (_, b_bcrypt) = &accounts[1];
+    assert!(!store.upgrade_client_secret(&a.id, b_bcrypt.as_str(), &fast).await.unwrap());
+    assert!(store.client_secret_grant("nobody", &fast).await.unwrap().is_none());
+}
+
+/// The deployment's own secrets: the first candidate is kept, every later one reads it.
+async fn server_secrets_are_made_once(store: &Store) {
+    assert_eq!(store.server_secret("csrf", "first").await.unwrap(), "first");
+    assert_eq!(store.server_secret("csrf", "second").await.unwrap(), "first");
+    assert_eq!(store.server_secret("other", "x").await.unwrap(), "x");
+    let (a, b) = tokio::join!(store.server_secret("raced", "a"), store.server_secret("raced", "b"));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a, b, "both read the one stored");
+}
+
+/// RFC 8628 §3.5 from the client's side, on the store's clock: a client that missed one
+/// `slow_down` (so its interval is 5 s short of the code's) and then adds 5 s per
+/// `slow_down` it sees is answered `authorization_pending` again, because a poll answered
+/// `slow_down` does not restart the clock.
+async fn a_device_client_that_missed_a_slow_down_recovers(store: &Store) {
+    use keyward_store::{DevicePoll, NewDeviceAuthorization};
+    let code = secrets().generate(SecretKind::DeviceCode);
+    let t0 = Utc::now();
+    let new = NewDeviceAuthorization {
+        code_hash: code.hash(),
+        user_code: keyward_core::device::UserCode::generate(),
+        client_id: "cli".into(),
+        scopes: None,
+        interval: Duration::seconds(5),
+        expires_at: t0 + Duration::minutes(10),
+    };
+    store.create_device_authorization(&new).await.unwrap();
+    let hash = code.hash();
+    let poll =
+        |at: i64| async move { store.poll_device(&hash, "cli", t0 + Duration::seconds(at), |_| None).await.unwrap().0 };
+    assert_eq!(poll(0).await, DevicePoll::Pending);
+    // A retry 2 s later: slow_down (the code's interval is now 10 s), lost on the way.
+    assert_eq!(poll(2).await, DevicePoll::SlowDown);
+    // The client still waits 5 s: slow_down (15 s), which it sees, so it waits 10 s.
+    assert_eq!(poll(7).await, DevicePoll::SlowDown);
+    // 17 s after the last poll in time: welcome (a restarted clock would say 10 s < 15 s).
+    assert_eq!(poll(17).await, DevicePoll::Pending);
+    // Still 5 s short of the code's 15 s, the client is told again, and keeps up.
+    assert_eq!(poll(27).await, DevicePoll::SlowDown);
+    assert_eq!(poll(42).await, DevicePoll::Pending);
 }
 
 async fn rotating_a_client_secret(store: &Store) {
@@ -482,7 +565,7 @@ async fn rotating_a_client_secret(store: &Store) {
         Err(StoreError::NotFound)
     ));
     assert!(
-        store.client_secret_grant_by_hash(&old.hash()).await.unwrap().is_some(),
+        store.client_secret_grant(&account.client_id, &old.hash()).await.unwrap().is_some(),
         "a refused rotation changes nothing"
     );
 
@@ -492,10 +575,14 @@ async fn rotating_a_client_secret(store: &Store) {
     let rotated =
         store.rotate_client_secret(&org.id, &account.id, &stored, Duration::seconds(60), &Actor::cli()).await.unwrap();
     assert_eq!(rotated.secrets.len(), 2, "{:?}", rotated.secrets);
-    let old_grant = store.client_secret_grant_by_hash(&old.hash()).await.unwrap().expect("old secret still valid");
+    let old_grant =
+        store.client_secret_grant(&account.client_id, &old.hash()).await.unwrap().expect("old secret still valid");
     let until = old_grant.expires_at.expect("the old secret expires");
     assert!(until > Utc::now() + Duration::seconds(50) && until <= Utc::now() + Duration::seconds(61), "{until}");
-    assert_eq!(store.client_secret_grant_by_hash(&fresh.hash()).await.unwrap().expect("new secret").expires_at, None);
+    assert_eq!(
+        store.client_secret_grant(&account.client_id, &fresh.hash()).await.unwrap().expect("new secret").expires_at,
+        None
+    );
     let old_info = rotated.secrets.iter().find(|s| s.prefix == old.display_prefix()).expect("old listed");
     assert_eq!(old_info.expires_at.map(ms), Some(ms(until)));
     let new_info: &ClientSecretInfo =
@@ -521,9 +608,12 @@ async fn rotating_a_client_secret(store: &Store) {
         store.rotate_client_secret(&org.id, &account.id, &stored, Duration::zero(), &Actor::cli()).await.unwrap();
     assert_eq!(rotated.secrets.len(), 1);
     assert_eq!(rotated.secrets[0].prefix, newest.display_prefix());
-    assert!(store.client_secret_grant_by_hash(&old.hash()).await.unwrap().is_none(), "old hash gone");
-    assert!(store.client_secret_grant_by_hash(&fresh.hash()).await.unwrap().is_none(), "previous hash gone");
-    assert!(store.client_secret_grant_by_hash(&newest.hash()).await.unwrap().is_some());
+    assert!(store.client_secret_grant(&account.client_id, &old.hash()).await.unwrap().is_none(), "old hash gone");
+    assert!(
+        store.client_secret_grant(&account.client_id, &fresh.hash()).await.unwrap().is_none(),
+        "previous hash gone"
+    );
+    assert!(store.client_secret_grant(&account.client_id, &newest.hash()).await.unwrap().is_some());
     assert_eq!(
         store.client_by_id(&account.client_id).await.unwrap().unwrap().secret_hashes,
         vec![(newest.hash().to_hex(), "sha256".to_owned(), None)]
@@ -561,7 +651,10 @@ async fn deleting_a_service_account_takes_everything(store: &Store) {
         store.delete_service_account(&other.id, &account.id, &Actor::cli()).await,
         Err(StoreError::NotFound)
     ));
-    assert!(store.client_secret_grant_by_hash(&secret.hash()).await.unwrap().is_some(), "another org cannot delete it");
+    assert!(
+        store.client_secret_grant(&account.client_id, &secret.hash()).await.unwrap().is_some(),
+        "another org cannot delete it"
+    );
 
     let before = store.latest_change().await.unwrap();
     store.delete_service_account(&org.id, &account.id, &Actor::cli()).await.unwrap();
@@ -578,7 +671,10 @@ async fn deleting_a_service_account_takes_everything(store: &Store) {
         vec![store.service_account(&org.id, &kept.id).await.unwrap()]
     );
     assert!(matches!(store.service_account(&org.id, &account.id).await, Err(StoreError::NotFound)));
-    assert!(store.client_secret_grant_by_hash(&secret.hash()).await.unwrap().is_none(), "its secret no longer grants");
+    assert!(
+        store.client_secret_grant(&account.client_id, &secret.hash()).await.unwrap().is_none(),
+        "its secret no longer grants"
+    );
     assert!(store.client_by_id(&account.client_id).await.unwrap().is_none());
 
     // Its API keys are revoked; a person's are not.
@@ -603,7 +699,11 @@ async fn deleting_a_service_account_takes_everything(store: &Store) {
         .unwrap();
     assert_eq!((outcome, issued), (RefreshOutcome::Invalid, None));
     assert!(!store.token_grant_by_hash(&kept_access.hash()).await.unwrap().unwrap().revoked);
-    assert!(store.client_secret_grant_by_hash(&store_secret_hash_of(store, &kept).await).await.unwrap().is_some());
+    assert!(store
+        .client_secret_grant(&kept.client_id, &store_secret_hash_of(store, &kept).await)
+        .await
+        .unwrap()
+        .is_some());
 
     assert!(matches!(
         store.delete_service_account(&org.id, &account.id, &Actor::cli()).await,

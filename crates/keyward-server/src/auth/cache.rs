@@ -17,6 +17,24 @@ use moka::sync::Cache;
 
 use super::Grant;
 
+/// What a cached grant is found by. A key or a token is its secret alone; a client
+/// secret is only ever presented with its client id, and two clients may hold equal
+/// secrets (imported ones), so it is cached under both: the two kinds can never meet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CacheKey {
+    /// An API key or an access token: the SHA-256 of the secret.
+    Secret(SecretHash),
+    /// A client secret: the SHA-256 of the client id and the secret's SHA-256.
+    ClientSecret(SecretHash),
+}
+
+impl CacheKey {
+    pub fn client_secret(client_id: &str, secret: &SecretHash) -> Self {
+        // Length-prefixed, so no two (id, secret) pairs give the same input.
+        CacheKey::ClientSecret(SecretHash::of(&format!("{}:{client_id}:{}", client_id.len(), secret.to_hex())))
+    }
+}
+
 /// The result of a cache lookup.
 pub enum Lookup {
     Hit(Arc<Grant>),
@@ -27,8 +45,8 @@ pub enum Lookup {
 }
 
 pub struct GrantCache {
-    positive: Cache<SecretHash, Arc<Grant>>,
-    negative: Cache<SecretHash, ()>,
+    positive: Cache<CacheKey, Arc<Grant>>,
+    negative: Cache<CacheKey, ()>,
     generation: RwLock<u64>,
 }
 
@@ -43,7 +61,7 @@ impl GrantCache {
         }
     }
 
-    pub fn get(&self, hash: &SecretHash) -> Lookup {
+    pub fn get(&self, hash: &CacheKey) -> Lookup {
         if let Some(grant) = self.positive.get(hash) {
             return Lookup::Hit(grant);
         }
@@ -54,18 +72,18 @@ impl GrantCache {
     }
 
     /// Whether `hash` was recently looked up and not found.
-    pub fn is_known_unknown(&self, hash: &SecretHash) -> bool {
+    pub fn is_known_unknown(&self, hash: &CacheKey) -> bool {
         self.negative.contains_key(hash)
     }
 
-    pub fn insert(&self, generation: u64, hash: SecretHash, grant: Arc<Grant>) {
+    pub fn insert(&self, generation: u64, hash: CacheKey, grant: Arc<Grant>) {
         let current = self.generation.read().expect("not poisoned");
         if *current == generation {
             self.positive.insert(hash, grant);
         }
     }
 
-    pub fn insert_unknown(&self, generation: u64, hash: SecretHash) {
+    pub fn insert_unknown(&self, generation: u64, hash: CacheKey) {
         let current = self.generation.read().expect("not poisoned");
         if *current == generation {
             self.negative.insert(hash, ());

@@ -52,10 +52,17 @@ impl LegacyKeys {
             client.secret_hashes.into_iter().filter(|(_, kind, _)| kind == "bcrypt").map(|(hash, _, _)| hash).collect();
         let Some(bcrypt) = self.matching(candidates, secret).await? else { return Err(Rejection::Unknown) };
         let fast = SecretHash::of(secret);
-        self.store.upgrade_client_secret(&bcrypt, &fast).await.map_err(Rejection::Unavailable)?;
+        let account = &client.account.id;
+        match self.store.upgrade_client_secret(account, &bcrypt, &fast).await {
+            Ok(_) => {}
+            // This client already holds the secret's fast hash (it was imported twice):
+            // that row is found below, and this bcrypt row is never reached again.
+            Err(keyward_store::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(Rejection::Unavailable(e)),
+        }
         tracing::info!(client_id, "an imported bcrypt client secret was used and re-hashed to the fast form");
         auth.cache.apply(&keyward_store::Change::KeyCreated);
-        auth.lookup(&fast, super::Source::ClientSecret).await
+        auth.lookup(&fast, super::Source::ClientSecret { client_id }).await
     }
 
     /// The bcrypt hash among `candidates` that `plain` matches, checked on a blocking

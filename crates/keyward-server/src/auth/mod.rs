@@ -27,7 +27,7 @@ use keyward_core::permission::Roles;
 use keyward_core::secret::{SecretError, SecretFormat, SecretHash, SecretKind};
 use keyward_store::{CredentialGrant, CredentialRef, Store, StoreError};
 
-pub use cache::GrantCache;
+pub use cache::{CacheKey, GrantCache};
 pub use grant::{Grant, Identity};
 
 use crate::metrics::Metrics;
@@ -170,7 +170,7 @@ impl Authenticator {
                 let hash = SecretHash::of(value);
                 // Known to be unknown: skip the bcrypt candidates too, so a repeated
                 // wrong legacy-looking secret costs no query and no bcrypt check.
-                if self.cache.is_known_unknown(&hash) {
+                if self.cache.is_known_unknown(&CacheKey::Secret(hash)) {
                     self.metrics.cache_hit.inc();
                     return Err(Rejection::Unknown);
                 }
@@ -184,27 +184,27 @@ impl Authenticator {
     }
 
     /// A service account's grant for its client id and secret (HTTP Basic on any
-    /// route, and client authentication at the token endpoint). A generated secret
-    /// (`{P}sa_…`) is found by its hash like a key; an imported one is checked against
-    /// the account's bcrypt hash once, then re-hashed to the fast form.
+    /// route, and client authentication at the token endpoint), found by the client id
+    /// *and* the secret's hash: a client id always names its client, even when another
+    /// client's secret is equal. Any secret text is looked up, whatever it looks like: an
+    /// imported secret may resemble a keyward secret (`kw_…`, `kwsa_…`) and must still
+    /// work, so the checksum pre-check that spares the database for API keys is not
+    /// applied here (the negative cache still answers repeats). An imported secret still
+    /// held as bcrypt is checked against that client's bcrypt hashes once, then re-hashed
+    /// to the fast form.
     pub async fn client_secret_grant(&self, client_id: &str, secret: &str) -> Result<Arc<Grant>, Rejection> {
-        let grant = match self.secrets.check(secret) {
-            Ok(SecretKind::ServiceAccountSecret) => self.lookup(&SecretHash::of(secret), Source::ClientSecret).await?,
-            Ok(_) | Err(SecretError::Malformed | SecretError::Checksum) => return Err(Rejection::Unknown),
-            Err(SecretError::Foreign) => {
-                let hash = SecretHash::of(secret);
-                if self.cache.is_known_unknown(&hash) {
-                    self.metrics.cache_hit.inc();
-                    return Err(Rejection::Unknown);
-                }
-                match self.lookup(&hash, Source::ClientSecret).await {
-                    Err(Rejection::Unknown) => self.legacy.find_client_secret(client_id, secret, self).await?,
-                    other => other?,
-                }
-            }
+        let hash = SecretHash::of(secret);
+        let source = Source::ClientSecret { client_id };
+        if self.cache.is_known_unknown(&source.key(&hash)) {
+            self.metrics.cache_hit.inc();
+            return Err(Rejection::Unknown);
+        }
+        let grant = match self.lookup(&hash, source).await {
+            Err(Rejection::Unknown) => self.legacy.find_client_secret(client_id, secret, self).await?,
+            other => other?,
         };
-        // The secret must be this client's: a valid secret with another client id is
-        // as wrong as a wrong secret.
+        // The store found it by this client id; checked again so that a wrong row can
+        // never authenticate another client.
         match &grant.credential {
             CredentialRef::ClientSecret { client_id: owner, .. } if owner == client_id => check(grant, Utc::now()),
             _ => Err(Rejection::Unknown),
@@ -212,9 +212,10 @@ impl Authenticator {
     }
 
     /// The grant for a fast hash: cache first, then one query to the table `source`
-    /// names (the secret's prefix already told which).
-    async fn lookup(&self, hash: &SecretHash, source: Source) -> Result<Arc<Grant>, Rejection> {
-        let generation = match self.cache.get(hash) {
+    /// names (the secret's prefix, or the presentation, already told which).
+    async fn lookup(&self, hash: &SecretHash, source: Source<'_>) -> Result<Arc<Grant>, Rejection> {
+        let key = source.key(hash);
+        let generation = match self.cache.get(&key) {
             cache::Lookup::Hit(grant) => {
                 self.metrics.cache_hit.inc();
                 return Ok(grant);
@@ -230,18 +231,18 @@ impl Authenticator {
         let found = match source {
             Source::ApiKey => self.store.key_grant_by_hash(hash).await.map(|f| f.map(CredentialGrant::from)),
             Source::AccessToken => self.store.token_grant_by_hash(hash).await,
-            Source::ClientSecret => self.store.client_secret_grant_by_hash(hash).await,
+            Source::ClientSecret { client_id } => self.store.client_secret_grant(client_id, hash).await,
         };
         match found {
             // The index found the row by equality; the comparison that decides is
             // still made in constant time, independent of the database's.
             Ok(Some(found)) if found.secret_hash.ct_eq(hash) => {
                 let grant = Arc::new(Grant::from_found(found, &self.roles));
-                self.cache.insert(generation, *hash, grant.clone());
+                self.cache.insert(generation, key, grant.clone());
                 Ok(grant)
             }
             Ok(_) => {
-                self.cache.insert_unknown(generation, *hash);
+                self.cache.insert_unknown(generation, key);
                 Err(Rejection::Unknown)
             }
             Err(e) => Err(Rejection::Unavailable(e)),
@@ -251,10 +252,22 @@ impl Authenticator {
 
 /// Which table a secret's hash is looked up in.
 #[derive(Clone, Copy, Debug)]
-enum Source {
+enum Source<'a> {
     ApiKey,
     AccessToken,
-    ClientSecret,
+    /// A client secret, presented with the client id it must belong to.
+    ClientSecret {
+        client_id: &'a str,
+    },
+}
+
+impl Source<'_> {
+    fn key(&self, hash: &SecretHash) -> CacheKey {
+        match self {
+            Source::ApiKey | Source::AccessToken => CacheKey::Secret(*hash),
+            Source::ClientSecret { client_id } => CacheKey::client_secret(client_id, hash),
+        }
+    }
 }
 
 /// Whether a grant is usable now.

@@ -282,6 +282,23 @@ async fn polling_too_fast_is_slow_down_and_the_interval_stays_grown(db: &TestDb)
     assert_device_error(&app.device_poll(&c.device_code, "keyward-cli").await, 400, "authorization_pending");
 }
 
+/// A poll answered `slow_down` does not restart the clock: the interval counts from the
+/// last poll that was in time. (Restarting it left a client that missed one slow_down,
+/// and then backed off as RFC 8628 §3.5 says, 5 s short of the grown interval for good.)
+async fn a_slow_down_poll_does_not_restart_the_clock(db: &TestDb) {
+    let app = spawn_app_tables(db, FAST).await;
+    let a = app.device_start("keyward-cli", None).await;
+    assert_device_error(&app.device_poll(&a.device_code, "keyward-cli").await, 400, "authorization_pending");
+    let in_time = Instant::now();
+    // Too soon (under the 1 s interval) — a slow_down the client does not see.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_device_error(&app.device_poll(&a.device_code, "keyward-cli").await, 400, "slow_down");
+    // 6 s (1 s + 5 s) after the last poll in time, but only 5.7 s after the slow_down one:
+    // welcome, because the slow_down poll did not move the clock.
+    tokio::time::sleep(Duration::from_millis(6200).saturating_sub(in_time.elapsed())).await;
+    assert_device_error(&app.device_poll(&a.device_code, "keyward-cli").await, 400, "authorization_pending");
+}
+
 async fn denied_is_access_denied(db: &TestDb) {
     let app = spawn_app(db).await;
     let org = app.org("acme").await;
@@ -630,6 +647,7 @@ both_backends!(
     start_answers_the_documented_fields,
     a_person_approves_and_the_client_gets_tokens,
     polling_too_fast_is_slow_down_and_the_interval_stays_grown,
+    a_slow_down_poll_does_not_restart_the_clock,
     denied_is_access_denied,
     an_expired_code_is_expired_token,
     another_clients_code_is_invalid_grant,

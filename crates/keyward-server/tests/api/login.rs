@@ -189,14 +189,16 @@ async fn device_and_logout_need_csrf(db: &TestDb) {
         }
         p
     };
-    for (what, field, drop_cookie) in [
+    // A double-submit pair the attacker chose: the cookie and the field equal.
+    const FORGED: &str = "forgedforgedforgedforgedforged12";
+    for (what, field, forge_cookie) in [
         ("without csrf", None, false),
         ("with a wrong csrf", Some(wrong.as_str()), false),
-        ("without the csrf cookie", Some(csrf.as_str()), true),
+        ("with a forged cookie and field pair", Some(FORGED), true),
     ] {
         b.cookies = jar.clone();
-        if drop_cookie {
-            b.cookies.remove("keyward_csrf");
+        if forge_cookie {
+            b.cookies.insert("keyward_csrf".into(), FORGED.into());
         }
         let pairs = approve(field);
         let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -205,8 +207,8 @@ async fn device_and_logout_need_csrf(db: &TestDb) {
         assert!(!r.text.contains("Approved"), "{}", r.text);
 
         b.cookies = jar.clone();
-        if drop_cookie {
-            b.cookies.remove("keyward_csrf");
+        if forge_cookie {
+            b.cookies.insert("keyward_csrf".into(), FORGED.into());
         }
         let pairs: Vec<(&str, &str)> = field.map(|c| vec![("csrf", c)]).unwrap_or_default();
         let r = b.post_form("/logout", &pairs).await;

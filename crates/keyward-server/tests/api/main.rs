@@ -22,6 +22,8 @@
 //! - [`org`]: `GET /api/v1/members`.
 //! - [`cross_org`]: another organization's credential against every route.
 //! - [`bad_input`]: malformed requests on every route get a 4xx JSON error.
+//! - [`csrf`]: CSRF tokens bound to the pre-session cookie or the session; forged, empty
+//!   and borrowed ones refused; shared by the instances on one database.
 //! - [`session_api`]: the web UI's session cookie on the management API.
 //! - [`secrets_at_rest`]: no plain key in the database or the log after a lifecycle.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`, `/api/v1/openapi.json`.
@@ -29,11 +31,16 @@
 //!   rotation, public keys, plan and permission rules; a client secret as a credential.
 //! - [`oauth_token`]: `POST /oauth/token`: client_credentials (Basic, post,
 //!   private_key_jwt), the jwt-bearer grant, refresh rotation and reuse, scopes, errors.
+//! - [`oauth_clients`]: what real OAuth client libraries send: imported clients with
+//!   equal or keyward-looking secrets, raw Basic pairs, one-hour and `Ed25519`
+//!   assertions, an assertion for the called endpoint, metadata, every scope asked, `405`,
+//!   one status for a client id that may not act alone.
 //! - [`oauth_introspect`]: `/oauth/introspect`, `/oauth/revoke` and
 //!   `/.well-known/oauth-authorization-server`.
 //! - [`device`]: the device flow (RFC 8628) end to end: start, pending, slow_down,
 //!   approval on `/device` (one org or a choice), denial, expiry, redemption once,
 //!   another client's code, scopes, refresh, `/api/v1/sessions`.
+//! - [`real_clients`]: authlib (Python) getting tokens every way, with its defaults.
 //! - [`web_admin`]: the admin pages: who may reach them, members' roles and removal,
 //!   service accounts (secret shown once, uploaded key, rotate, delete), the audit log,
 //!   CSRF on every form, another organization's ids.
@@ -53,9 +60,11 @@ mod audit;
 mod auth_check;
 mod bad_input;
 mod cross_org;
+mod csrf;
 mod device;
 mod legacy;
 mod login;
+mod oauth_clients;
 mod oauth_introspect;
 mod oauth_token;
 mod ops;
@@ -63,6 +72,7 @@ mod org;
 mod presentation;
 mod purge;
 mod races;
+mod real_clients;
 mod revocation;
 mod secrets_at_rest;
 mod service_accounts;

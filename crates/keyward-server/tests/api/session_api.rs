@@ -1,6 +1,7 @@
 //! The web UI's session cookie on the management API: the person in their current
-//! organization; unsafe methods need `X-CSRF-Token` = the `keyward_csrf` cookie; never
-//! on `/auth/check`; a Bearer credential, when present, decides instead.
+//! organization; unsafe methods need `X-CSRF-Token` = the session's CSRF token (the
+//! `csrf` field of its pages); never on `/auth/check`; a Bearer credential, when
+//! present, decides instead.
 
 use keyward_store::testing::TestDb;
 use serde_json::json;
@@ -12,7 +13,8 @@ async fn the_session_cookie_works_on_the_management_api(db: &TestDb) {
     let org = app.org("acme").await;
     let ada = app.person(&org, "ada@acme.test", "member").await;
     let mut b = app.signed_in("ada@acme.test").await;
-    let csrf = b.cookie("keyward_csrf").expect("a csrf cookie").to_owned();
+    let csrf = b.csrf_from("/settings/api-keys").await;
+    let cookie = b.cookie("keyward_csrf").expect("the pre-session cookie").to_owned();
 
     let r = b.get("/api/v1/me").await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -35,6 +37,13 @@ async fn the_session_cookie_works_on_the_management_api(db: &TestDb) {
         rb.header("cookie", cookies)
     };
     send(with("wrong-token-wrong-token-wrong-tok")).await.assert_error(403, "insufficient_scope");
+    // The cookie's own value (the old double-submit rule) is no token, nor is empty.
+    send(with(&cookie)).await.assert_error(403, "insufficient_scope");
+    send(with("")).await.assert_error(403, "insufficient_scope");
+    // Another session's token, of the same person, does not fit this session.
+    let other = app.signed_in("ada@acme.test").await.csrf_from("/settings/api-keys").await;
+    assert_ne!(other, csrf);
+    send(with(&other)).await.assert_error(403, "insufficient_scope");
     let r = send(with(&csrf)).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let key = r.body["key"].as_str().unwrap().to_owned();
@@ -76,7 +85,7 @@ async fn the_session_acts_in_the_current_organization(db: &TestDb) {
     app.join(&globex, &ada.user, "viewer").await;
     let acme_key = app.key(&ada, Some(&["api_keys:read", "api_keys:write"])).await;
     let mut b = app.signed_in("ada@acme.test").await;
-    let csrf = b.cookie("keyward_csrf").expect("a csrf cookie").to_owned();
+    let csrf = b.csrf_from("/settings/api-keys").await;
     let first = b.get("/api/v1/me").await;
     assert_eq!(first.body["org"]["slug"], "acme", "the first organization by slug");
     let r = b.post_form("/settings/org", &[("csrf", &csrf), ("org", "globex")]).await;

@@ -138,14 +138,14 @@ async fn post(b: &mut Browser, path: &str, pairs: &[(&str, &str)], as_multipart:
     }
 }
 
-/// Posts `fields` (urlencoded) three wrong ways — no csrf field, a wrong or empty one,
-/// the right one without the cookie — and asserts each is refused.
+/// Posts `fields` (urlencoded) the wrong ways — no csrf field, a wrong or empty one, a
+/// cookie and field pair of the attacker's choosing — and asserts each is refused.
 async fn assert_csrf_needed(b: &mut Browser, path: &str, fields: &[(&str, &str)], what: &str) {
     assert_csrf_needed_as(b, path, fields, false, what).await
 }
 
 async fn assert_csrf_needed_as(b: &mut Browser, path: &str, fields: &[(&str, &str)], as_multipart: bool, what: &str) {
-    let csrf = b.cookie("keyward_csrf").expect("the browser has a csrf cookie").to_owned();
+    let csrf = b.csrf_from("/").await;
     let rest: Vec<(&str, &str)> = fields.iter().copied().filter(|(k, _)| *k != "csrf").collect();
     let jar = b.cookies.clone();
 
@@ -163,11 +163,12 @@ async fn assert_csrf_needed_as(b: &mut Browser, path: &str, fields: &[(&str, &st
     let r = post(b, path, &with_empty, as_multipart).await;
     assert_refused(&r, &format!("{what}: an empty csrf field"));
 
-    let mut with_right = rest.clone();
-    with_right.push(("csrf", &csrf));
-    b.cookies.remove("keyward_csrf");
-    let r = post(b, path, &with_right, as_multipart).await;
-    assert_refused(&r, &format!("{what}: the csrf field without its cookie"));
+    const FORGED: &str = "forgedforgedforgedforgedforged12";
+    let mut with_forged = rest.clone();
+    with_forged.push(("csrf", FORGED));
+    b.cookies.insert("keyward_csrf".into(), FORGED.into());
+    let r = post(b, path, &with_forged, as_multipart).await;
+    assert_refused(&r, &format!("{what}: a forged cookie and field pair"));
     b.cookies = jar;
 }
 
@@ -263,7 +264,8 @@ async fn switching_org_and_logout_need_csrf(db: &TestDb) {
     assert!(list.text.contains("API keys in acme"), "{}", list.text);
     let switch = form_to(&list.text, "/settings/org");
     assert_eq!(switch.method, "post");
-    let mut fields = switch.with_csrf(b.cookie("keyward_csrf"));
+    let token = b.csrf_from("/").await;
+    let mut fields = switch.with_csrf(Some(&token));
     fields.retain(|(k, _)| k != "org");
     fields.push(("org".into(), "beta".into()));
     assert_csrf_needed(b, "/settings/org", &as_pairs(&fields), "POST /settings/org").await;
@@ -327,6 +329,7 @@ async fn every_post_form_on_the_pages_needs_csrf(db: &TestDb) {
     let members_before = send(app.get("/api/v1/members").bearer_auth(&manager.secret)).await.text;
     let accounts_before = send(app.get("/api/v1/service-accounts").bearer_auth(&manager.secret)).await.text;
     let pages = every_page(&mut b, admin).await;
+    let token = b.csrf_from("/").await;
     let mut seen = Vec::new();
     for (path, page) in &pages {
         for form in forms(&page.text) {
@@ -338,7 +341,7 @@ async fn every_post_form_on_the_pages_needs_csrf(db: &TestDb) {
                 continue;
             }
             assert!(
-                form.fields.iter().any(|(k, v)| k == "csrf" && Some(v.as_str()) == b.cookie("keyward_csrf")),
+                form.fields.iter().any(|(k, v)| k == "csrf" && *v == token),
                 "{path}: the form to {} carries the csrf token: {form:?}",
                 form.action
             );
@@ -400,7 +403,8 @@ async fn a_person_in_two_orgs_sees_only_the_current_ones_keys(db: &TestDb) {
 
     // Switch with the switcher's form.
     let switch = form_to(&list.text, "/settings/org");
-    let mut fields = switch.with_csrf(b.cookie("keyward_csrf"));
+    let token = b.csrf_from("/").await;
+    let mut fields = switch.with_csrf(Some(&token));
     fields.retain(|(k, _)| k != "org");
     fields.push(("org".into(), "beta".into()));
     let r = b.post_form("/settings/org", &as_pairs(&fields)).await;
@@ -439,7 +443,7 @@ async fn a_person_in_two_orgs_sees_only_the_current_ones_keys(db: &TestDb) {
     assert!(!list.text.contains("API keys in gamma") && !list.text.contains("gamma-secret"), "{}", list.text);
     assert!(!listed_key_ids(&list.text).contains(&gils.id), "{}", list.text);
     // And the switcher will not switch there.
-    let csrf = b.cookie("keyward_csrf").unwrap().to_owned();
+    let csrf = b.csrf_from("/").await;
     let r = b.post_form("/settings/org", &[("csrf", &csrf), ("org", "gamma")]).await;
     assert_eq!(r.status, 403, "switching to an organization she is not in: {}", r.text);
 }
@@ -636,7 +640,7 @@ async fn pages_have_no_external_assets_and_label_every_field(db: &TestDb) {
         assert_own_assets_and_labels(&page, &path);
     }
     // The secret page, a refused form (422), a 404 and a 403.
-    let csrf = b.cookie("keyward_csrf").unwrap().to_owned();
+    let csrf = b.csrf_from("/").await;
     let secret = b
         .post_form(
             "/settings/api-keys",
@@ -771,7 +775,7 @@ async fn the_admin_pages_show_only_the_current_org(db: &TestDb) {
     assert_eq!(audit.status, 200, "{}", audit.text);
     assert!(!audit.text.contains(&beta_sa.id) && !audit.text.contains(&beta_key.id), "beta's events: {}", audit.text);
 
-    let csrf = b.cookie("keyward_csrf").unwrap().to_owned();
+    let csrf = b.csrf_from("/").await;
     let beta_sa_delete = format!("/admin/service-accounts/{}/delete", beta_sa.id);
     let bert_remove = format!("/admin/members/{}/remove", bert.id);
     for path in [&beta_sa_delete, &bert_remove] {

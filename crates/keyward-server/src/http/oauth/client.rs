@@ -4,11 +4,13 @@
 //!
 //! - `client_secret_basic`: `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`
 //!   — both halves are form-urlencoded before base64 (RFC 6749 §2.3.1), so a secret
-//!   with `+`, `%` or `:` survives;
+//!   with `+`, `%` or `:` survives. Most client libraries do not encode, so when the
+//!   decoded pair fails, the raw pair (split at the first `:`) is tried too;
 //! - `client_secret_post`: `client_id` and `client_secret` in the body;
 //! - `private_key_jwt`: `client_assertion_type` = `…:client-assertion-type:jwt-bearer`
 //!   and `client_assertion`, a JWT with `iss` = `sub` = the client id, signed with one
-//!   of the account's registered keys;
+//!   of the account's registered keys, whose `aud` is the issuer, the token endpoint or
+//!   the [`Endpoint`] being called;
 //! - none: only `client_id` (a public client: the device-flow clients).
 //!
 //! Two methods at once are `invalid_request`. A secret is checked by the same
@@ -33,10 +35,32 @@ use crate::state::AppState;
 /// The one value `client_assertion_type` may have (RFC 7523 §2.2).
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// The most an assertion's `exp` may lie ahead (DESIGN.md: 5 minutes).
-pub const MAX_ASSERTION_AHEAD_SECONDS: i64 = 300;
-/// Clock skew tolerated for `exp`, `nbf` and `iat`.
+/// The most an assertion's `exp` may lie ahead: 60 minutes, what client libraries
+/// default to (authlib signs `exp` = now + 3600). Seen `jti`s are kept that long.
+pub const MAX_ASSERTION_AHEAD_SECONDS: i64 = 3600;
+/// Clock skew tolerated for `exp` (past, and beyond the hour), `nbf` and `iat`.
 pub const ASSERTION_LEEWAY_SECONDS: i64 = 30;
+
+/// The endpoint a request authenticates its client at: an assertion may name its URL as
+/// `aud` (DESIGN.md), besides the issuer and the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    Introspection,
+    Revocation,
+    DeviceAuthorization,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Token => "/oauth/token",
+            Endpoint::Introspection => "/oauth/introspect",
+            Endpoint::Revocation => "/oauth/revoke",
+            Endpoint::DeviceAuthorization => "/oauth/device_authorization",
+        }
+    }
+}
 
 /// How the client authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,8 +123,30 @@ impl Client {
     }
 }
 
-/// Decodes `Authorization: Basic` into a form-urlencoded id and secret.
-fn basic_pair(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+/// An `Authorization: Basic` client id and secret: as RFC 6749 §2.3.1 says to read
+/// them (each half form-urldecoded), and as sent (`raw`), for the many clients that do
+/// not encode. `decoded` is `None` when the halves are not valid form encoding, or when
+/// decoding changes nothing.
+#[derive(Debug, PartialEq, Eq)]
+struct BasicPair {
+    decoded: Option<(String, String)>,
+    raw: (String, String),
+}
+
+impl BasicPair {
+    /// The pairs to try, RFC form first.
+    fn candidates(&self) -> impl Iterator<Item = &(String, String)> {
+        self.decoded.iter().chain(std::iter::once(&self.raw))
+    }
+
+    /// Whether `id` is this pair's client id, in either reading.
+    fn names(&self, id: &str) -> bool {
+        self.candidates().any(|(i, _)| i == id)
+    }
+}
+
+/// Reads `Authorization: Basic` as a client id and secret.
+fn basic_pair(headers: &HeaderMap) -> Result<Option<BasicPair>, OAuthError> {
     let Some(raw) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
     let bad = || OAuthError::invalid_client("the Basic credentials cannot be read", true);
     let text = raw.to_str().map_err(|_| bad())?.trim();
@@ -110,13 +156,17 @@ fn basic_pair(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthErro
     }
     let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    // RFC 7617: the user-id cannot contain ':', so the first one separates.
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let id = urldecode(id).ok_or_else(bad)?;
-    let secret = urldecode(secret).ok_or_else(bad)?;
     if id.is_empty() || secret.is_empty() {
         return Err(bad());
     }
-    Ok(Some((id, secret)))
+    let raw = (id.to_owned(), secret.to_owned());
+    let decoded = match (urldecode(id), urldecode(secret)) {
+        (Some(i), Some(s)) if !i.is_empty() && !s.is_empty() && (i != raw.0 || s != raw.1) => Some((i, s)),
+        _ => None,
+    };
+    Ok(Some(BasicPair { decoded, raw }))
 }
 
 /// `application/x-www-form-urlencoded` decoding of one value (`+` is a space); `None`
@@ -136,8 +186,13 @@ fn urldecode(s: &str) -> Option<String> {
     percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|c| c.into_owned())
 }
 
-/// Authenticates the request's client, if it names one.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap, params: &Params) -> Result<Client, OAuthError> {
+/// Authenticates the request's client at `endpoint`, if it names one.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    endpoint: Endpoint,
+) -> Result<Client, OAuthError> {
     let basic = basic_pair(headers)?;
     let post = params.get("client_secret");
     let jwt = params.get("client_assertion").is_some() || params.get("client_assertion_type").is_some();
@@ -145,11 +200,20 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, params: &Params
         return Err(OAuthError::invalid_request("use one client authentication method, not several"));
     }
     let named = params.get("client_id");
-    if let Some((id, secret)) = basic {
-        if named.is_some_and(|n| n != id) {
+    if let Some(pair) = basic {
+        if named.is_some_and(|n| !pair.names(n)) {
             return Err(OAuthError::invalid_request("client_id does not match the Basic credentials"));
         }
-        return by_secret(state, &id, &secret, Method::SecretBasic).await;
+        let mut failure = None;
+        for (id, secret) in pair.candidates() {
+            match by_secret(state, id, secret, Method::SecretBasic).await {
+                Ok(client) => return Ok(client),
+                // The database being down is no reason to try another reading.
+                Err(e) if e.status() == axum::http::StatusCode::UNAUTHORIZED => failure = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        return Err(failure.unwrap_or_else(|| OAuthError::invalid_client("client authentication failed", true)));
     }
     if let Some(secret) = post {
         let id = params.require("client_id")?;
@@ -160,13 +224,18 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, params: &Params
             return Err(OAuthError::invalid_request(format!("client_assertion_type must be {ASSERTION_TYPE}")));
         }
         let token = params.require("client_assertion")?;
-        let client = by_assertion(state, token, named).await.map_err(|e| match e {
+        let client = by_assertion(state, token, named, endpoint).await.map_err(|e| match e {
             AssertionFailure::Store(e) => e.into(),
             AssertionFailure::Refused(why) => {
                 OAuthError::invalid_client(format!("the client assertion is refused: {why}"), false)
             }
         })?;
         return Ok(Client::Confidential(client));
+    }
+    if params.has("client_secret") {
+        // An empty secret is an attempt at client_secret_post that failed, not a public
+        // client naming itself.
+        return Err(OAuthError::invalid_client("client authentication failed", false));
     }
     Ok(match named {
         Some(id) => Client::Public(id.to_owned()),
@@ -199,11 +268,13 @@ impl From<keyward_store::StoreError> for AssertionFailure {
 /// Verifies a JWT signed by a service account's registered key — a client assertion
 /// (RFC 7523 §2.2) or a JWT-bearer grant (§2.1); both are self-issued, `iss` = `sub` =
 /// the account's client id. `expected`: a client id the request named, which must match.
-/// The `jti` is recorded, so the same assertion is refused the second time.
+/// The `jti` is recorded, so the same assertion is refused the second time. `aud` may
+/// be the issuer, the token endpoint or `endpoint`'s URL.
 pub async fn by_assertion(
     state: &AppState,
     token: &str,
     expected: Option<&str>,
+    endpoint: Endpoint,
 ) -> Result<ServiceClient, AssertionFailure> {
     let refused = |why: &str| AssertionFailure::Refused(why.to_owned());
     let peeked = assertion::peek(token).map_err(|e| AssertionFailure::Refused(e.to_string()))?;
@@ -223,8 +294,9 @@ pub async fn by_assertion(
         return Err(refused("the client has no registered public key"));
     }
     let public = &state.settings.public_url;
-    let token_endpoint = format!("{public}/oauth/token");
-    let audiences = [token_endpoint.as_str(), public.as_str()];
+    let token_endpoint = format!("{public}{}", Endpoint::Token.path());
+    let called = format!("{public}{}", endpoint.path());
+    let audiences = [token_endpoint.as_str(), public.as_str(), called.as_str()];
     let rules = assertion::Rules {
         audiences: &audiences,
         now: chrono::Utc::now().timestamp(),
@@ -265,19 +337,39 @@ mod tests {
         h
     }
 
+    fn pair(decoded: Option<(&str, &str)>, raw: (&str, &str)) -> BasicPair {
+        let owned = |(a, b): (&str, &str)| (a.to_owned(), b.to_owned());
+        BasicPair { decoded: decoded.map(owned), raw: owned(raw) }
+    }
+
     #[test]
-    fn basic_halves_are_form_urldecoded() {
-        let pair = basic_pair(&basic("my%20client:s3cr%2Bt%25%3Ax+y")).unwrap().unwrap();
-        assert_eq!(pair, ("my client".to_owned(), "s3cr+t%:x y".to_owned()));
+    fn basic_halves_are_form_urldecoded_and_kept_raw() {
+        let read = basic_pair(&basic("my%20client:s3cr%2Bt%25%3Ax+y")).unwrap().unwrap();
+        assert_eq!(read, pair(Some(("my client", "s3cr+t%:x y")), ("my%20client", "s3cr%2Bt%25%3Ax+y")));
+        assert_eq!(read.candidates().next().unwrap().1, "s3cr+t%:x y", "the RFC reading first");
+        assert!(read.names("my client") && read.names("my%20client") && !read.names("other"));
+        // A raw secret that is not valid form encoding, or that decoding leaves alone.
+        assert_eq!(basic_pair(&basic("id:%zz")).unwrap().unwrap(), pair(None, ("id", "%zz")));
+        assert_eq!(basic_pair(&basic("id:50%")).unwrap().unwrap(), pair(None, ("id", "50%")));
+        assert_eq!(basic_pair(&basic("id:plain")).unwrap().unwrap(), pair(None, ("id", "plain")));
+        // `+` alone decodes to a space: both readings are tried.
+        assert_eq!(basic_pair(&basic("id:a+b")).unwrap().unwrap(), pair(Some(("id", "a b")), ("id", "a+b")));
+        // A secret of one encoded space would decode to... a space, not empty: kept.
+        assert_eq!(basic_pair(&basic("id:+")).unwrap().unwrap(), pair(Some(("id", " ")), ("id", "+")));
+        // A ':' in the raw secret stays in the secret.
+        assert_eq!(basic_pair(&basic("id:a:b")).unwrap().unwrap(), pair(None, ("id", "a:b")));
     }
 
     #[test]
     fn unreadable_basic_is_invalid_client_with_a_challenge() {
-        for raw in ["no-colon", ":secret", "id:", "id:%zz", "id:%4"] {
+        for raw in ["no-colon", ":secret", "id:"] {
             let err = basic_pair(&basic(raw)).unwrap_err();
             assert_eq!(err.code(), "invalid_client", "{raw}");
+            assert_eq!(err.status(), axum::http::StatusCode::UNAUTHORIZED, "{raw}");
         }
         let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert_eq!(basic_pair(&h).unwrap_err().code(), "invalid_client");
         h.insert(header::AUTHORIZATION, "Bearer x".parse().unwrap());
         assert_eq!(basic_pair(&h).unwrap_err().code(), "invalid_request");
     }

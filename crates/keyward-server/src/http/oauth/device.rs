@@ -28,9 +28,9 @@ pub const VERIFICATION_PATH: &str = "/device";
 fn device_client(state: &AppState, client: Client) -> Result<String, OAuthError> {
     match client {
         Client::Public(id) if is_device_client(state, &id) => Ok(id),
-        Client::Public(_) => Err(OAuthError::unknown_public_client()),
-        // Not a device-flow client (docs/device.md): invalid_client, 401 after Basic.
-        Client::Confidential(c) => Err(OAuthError::invalid_client(
+        Client::Public(_) => Err(OAuthError::client_not_allowed("this client may not use the device flow", false)),
+        // Not a device-flow client (docs/device.md): invalid_client, 400 (401 after Basic).
+        Client::Confidential(c) => Err(OAuthError::client_not_allowed(
             "service accounts use client_credentials, not the device flow",
             c.method == client::Method::SecretBasic,
         )),
@@ -42,7 +42,10 @@ fn device_client(state: &AppState, client: Client) -> Result<String, OAuthError>
 pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, OAuthError> {
     let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
-    let client_id = device_client(state, client::authenticate(state, headers, &params).await?)?;
+    let client_id = device_client(
+        state,
+        client::authenticate(state, headers, &params, client::Endpoint::DeviceAuthorization).await?,
+    )?;
     let scopes = match params.get("scope") {
         None => None,
         Some(scope) => {

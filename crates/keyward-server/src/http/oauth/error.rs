@@ -4,8 +4,9 @@
 //! |---|---|---|
 //! | `invalid_request` | 400 | `invalid_request` — missing, repeated or unreadable parameter; two client authentication methods |
 //! | `too_large` | 413 | `invalid_request` — the body is over the limit |
-//! | `invalid_client` | 401 | `invalid_client` — client authentication failed; a `WWW-Authenticate: Basic` challenge when the client tried Basic |
-//! | `unknown_public_client` | 400 | `invalid_client` — a client id that is not a device-flow client, named without authentication |
+//! | `invalid_client` | 401 | `invalid_client` — no client authentication, or it failed; a `WWW-Authenticate: Basic` challenge when the client tried Basic |
+//! | `client_not_allowed` | 400 | `invalid_client` — a client named by `client_id` alone that is not a public client allowed here, or a known client the endpoint does not serve (the device flow for a service account) |
+//! | `method_not_allowed` | 405 | `invalid_request` — not a POST |
 //! | `device` | 400 | `authorization_pending`, `slow_down`, `access_denied`, `expired_token` (RFC 8628 §3.5) |
 //! | `invalid_grant` | 400 | `invalid_grant` — the grant (assertion, refresh token) is invalid, expired, revoked, reused or another client's |
 //! | `unauthorized_client` | 400 | `unauthorized_client` — this client may not use this grant |
@@ -51,10 +52,20 @@ impl OAuthError {
         Self { basic_challenge: tried_basic, ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d) }
     }
 
-    /// A client id that is not a configured device-flow client, named without any
-    /// authentication attempt: 400 (RFC 6749 §5.2 requires 401 only after Basic).
-    pub fn unknown_public_client() -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_client", "this client may not use the device flow")
+    /// A client that is not allowed here though nothing about its credentials failed: a
+    /// `client_id` named alone (the public-client way) that is not a public client of this
+    /// endpoint, or a service account at the device flow. `400` (RFC 6749 §5.2's status
+    /// for every error it does not say otherwise of), except that a client that used
+    /// `Authorization: Basic` must get `401` and a Basic challenge.
+    pub fn client_not_allowed(d: impl Into<String>, tried_basic: bool) -> Self {
+        if tried_basic {
+            return Self::invalid_client(d, true);
+        }
+        Self::new(StatusCode::BAD_REQUEST, "invalid_client", d)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "this endpoint accepts POST only")
     }
 
     /// The device grant's answers while a code is not redeemable (RFC 8628 §3.5).
@@ -129,5 +140,29 @@ impl OAuthError {
             Rejection::Unavailable(e) => e.into(),
             _ => OAuthError::invalid_client("client authentication failed", tried_basic),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_client_is_401_for_credentials_and_400_for_a_client_id_alone() {
+        let failed = OAuthError::invalid_client("x", false).into_response();
+        assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+        assert!(failed.headers().get(header::WWW_AUTHENTICATE).is_none());
+        let after_basic = OAuthError::invalid_client("x", true).into_response();
+        assert_eq!(after_basic.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"keyward\"");
+        let alone = OAuthError::client_not_allowed("x", false);
+        assert_eq!((alone.status(), alone.code()), (StatusCode::BAD_REQUEST, "invalid_client"));
+        let alone = alone.into_response();
+        assert!(alone.headers().get(header::WWW_AUTHENTICATE).is_none());
+        assert_eq!(alone.headers()[header::CACHE_CONTROL], "no-store");
+        // After Basic, RFC 6749 §5.2 requires 401 and the challenge.
+        let basic = OAuthError::client_not_allowed("x", true).into_response();
+        assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(basic.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"keyward\"");
+        assert_eq!(OAuthError::method_not_allowed().status(), StatusCode::METHOD_NOT_ALLOWED);
     }
 }

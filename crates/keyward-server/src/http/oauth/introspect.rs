@@ -55,12 +55,10 @@ async fn asker(state: &AppState, headers: &HeaderMap, params: &Params) -> Result
         }
         return Ok(Asker::Backend { org_id: identity.grant().org_id.clone() });
     }
-    match client::authenticate(state, headers, params).await? {
+    match client::authenticate(state, headers, params, client::Endpoint::Introspection).await? {
         Client::Confidential(c) => Ok(Asker::Client { client_id: c.client_id, org_id: c.org_id }),
-        Client::Public(_) | Client::Anonymous => Err(OAuthError::invalid_client(
-            "introspection needs an authenticated client",
-            headers.contains_key(header::AUTHORIZATION),
-        )),
+        Client::Public(_) => Err(OAuthError::client_not_allowed("introspection needs an authenticated client", false)),
+        Client::Anonymous => Err(OAuthError::invalid_client("introspection needs an authenticated client", false)),
     }
 }
 
@@ -109,15 +107,13 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, OAuthError> {
     let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
-    let client_id = match client::authenticate(state, headers, &params).await? {
+    let client_id = match client::authenticate(state, headers, &params, client::Endpoint::Revocation).await? {
         Client::Confidential(c) => c.client_id,
         Client::Public(id) if super::token::is_device_client(state, &id) => id,
-        Client::Public(_) | Client::Anonymous => {
-            return Err(OAuthError::invalid_client(
-                "client authentication is required",
-                headers.contains_key(header::AUTHORIZATION),
-            ))
+        Client::Public(_) => {
+            return Err(OAuthError::client_not_allowed("this client must authenticate to revoke tokens", false))
         }
+        Client::Anonymous => return Err(OAuthError::invalid_client("client authentication is required", false)),
     };
     let token = params.require("token")?;
     if matches!(state.settings.secrets.check(token), Ok(SecretKind::AccessToken | SecretKind::RefreshToken)) {

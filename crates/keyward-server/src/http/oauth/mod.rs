@@ -16,6 +16,7 @@
 //! - [`device`]: `POST /oauth/device_authorization` and the device-code grant (RFC 8628).
 //! - [`introspect`]: `POST /oauth/introspect` and `POST /oauth/revoke`.
 //! - [`metadata`]: `GET /.well-known/oauth-authorization-server`.
+//! - [`post_only`]: any other method than POST at the POST endpoints: `405`, no-store.
 
 pub mod client;
 pub mod device;
@@ -42,4 +43,12 @@ pub fn no_store(mut response: Response) -> Response {
 /// A JSON answer with the no-store headers.
 pub fn json(status: axum::http::StatusCode, body: serde_json::Value) -> Response {
     no_store((status, axum::Json(body)).into_response())
+}
+
+/// Any other method than POST at an OAuth endpoint: `405` with `Allow: POST`, in the
+/// endpoints' own error shape and with their no-store headers.
+pub async fn post_only() -> Response {
+    let mut response = OAuthError::method_not_allowed().into_response();
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
 }

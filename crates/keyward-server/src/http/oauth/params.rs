@@ -104,6 +104,11 @@ impl Params {
             .unwrap_or_default()
     }
 
+    /// Whether `name` was sent at all, even empty.
+    pub fn has(&self, name: &str) -> bool {
+        self.single.contains_key(name)
+    }
+
     /// The value of `name`, or `invalid_request` naming it.
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
         self.get(name).ok_or_else(|| OAuthError::invalid_request(format!("the parameter {name} is required")))

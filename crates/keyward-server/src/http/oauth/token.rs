@@ -10,10 +10,12 @@
 //! - `refresh_token` (§6): rotation — the presented token is used up and a new pair
 //!   issued in the same family; a used token presented again revokes the family.
 //!
-//! A requested `scope` (space-separated permissions) must be a subset of what the
-//! principal holds (`invalid_scope` otherwise); without one, the token follows the
-//! principal's permissions at every request. Tokens are opaque, typed (`{P}at_`,
-//! `{P}rt_`) and stored hashed.
+//! A requested `scope` (space-separated permissions) is narrowed to what the principal
+//! holds (RFC 6749 §3.3), and the answer's `scope` says what was granted: clients such
+//! as the MCP SDK ask for every scope of `scopes_supported`. `invalid_scope` only when a
+//! scope is not a permission of this deployment, or when nothing would remain. Without
+//! one, the token follows the principal's permissions at every request. Tokens are
+//! opaque, typed (`{P}at_`, `{P}rt_`) and stored hashed.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -21,7 +23,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use keyward_core::ids::OrgId;
-use keyward_core::permission::PermissionSet;
+use keyward_core::permission::{PermissionSet, Roles};
 use keyward_core::secret::{PlainSecret, SecretHash, SecretKind};
 use keyward_store::{Actor, AuditEvent, NewToken, NewTokens, Principal, RefreshOutcome};
 
@@ -42,7 +44,7 @@ pub const GRANTS: &[&str] = &[CLIENT_CREDENTIALS, JWT_BEARER, REFRESH_TOKEN, DEV
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, OAuthError> {
     let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
-    let client = client::authenticate(state, headers, &params).await?;
+    let client = client::authenticate(state, headers, &params, client::Endpoint::Token).await?;
     let grant_type = params.require("grant_type")?;
     match grant_type {
         CLIENT_CREDENTIALS => client_credentials(state, client, &params).await,
@@ -53,15 +55,19 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body
     }
 }
 
-/// The `scope` parameter as permissions, each held in `holds`. `None`: not asked.
-fn requested_scope(params: &Params, holds: &PermissionSet) -> Result<Option<PermissionSet>, OAuthError> {
+/// The `scope` parameter, narrowed to `holds`. `None`: not asked.
+fn requested_scope(params: &Params, holds: &PermissionSet, roles: &Roles) -> Result<Option<PermissionSet>, OAuthError> {
     let Some(scope) = params.get("scope") else { return Ok(None) };
-    let set = PermissionSet::parse(scope.split(' ').filter(|s| !s.is_empty()))
+    let asked = PermissionSet::parse(scope.split(' ').filter(|s| !s.is_empty()))
         .map_err(|_| OAuthError::invalid_scope("scope must be space-separated permissions (resource:action)"))?;
-    if let Some(missing) = set.iter().find(|p| !holds.allows(p)) {
-        return Err(OAuthError::invalid_scope(format!("the principal does not hold {missing}")));
+    if let Some(unknown) = asked.iter().find(|p| !roles.is_catalogued(p)) {
+        return Err(OAuthError::invalid_scope(format!("{unknown} is not a permission of this deployment")));
     }
-    Ok(Some(set))
+    let granted = asked.intersect(holds);
+    if granted.is_empty() {
+        return Err(OAuthError::invalid_scope("the principal holds none of the requested scopes"));
+    }
+    Ok(Some(granted))
 }
 
 /// Whether `id` is one of the configured public (device-flow) clients.
@@ -77,9 +83,9 @@ fn confidential(state: &AppState, client: Client) -> Result<client::ServiceClien
         Client::Public(id) if is_device_client(state, &id) => {
             Err(OAuthError::unauthorized_client("this client may not use this grant"))
         }
-        Client::Public(_) | Client::Anonymous => {
-            Err(OAuthError::invalid_client("client authentication is required", false))
-        }
+        // Named by client_id alone, and not a public client: 400 (docs/oauth.md).
+        Client::Public(_) => Err(OAuthError::client_not_allowed("this client must authenticate", false)),
+        Client::Anonymous => Err(OAuthError::invalid_client("client authentication is required", false)),
     }
 }
 
@@ -97,10 +103,12 @@ async fn jwt_bearer(state: &AppState, client: Client, params: &Params) -> Result
         other => Some(confidential(state, other)?.client_id),
     };
     let assertion = params.require("assertion")?;
-    let account = client::by_assertion(state, assertion, expected.as_deref()).await.map_err(|e| match e {
-        AssertionFailure::Store(e) => e.into(),
-        AssertionFailure::Refused(why) => OAuthError::invalid_grant(format!("the assertion is refused: {why}")),
-    })?;
+    let account = client::by_assertion(state, assertion, expected.as_deref(), client::Endpoint::Token).await.map_err(
+        |e| match e {
+            AssertionFailure::Store(e) => e.into(),
+            AssertionFailure::Refused(why) => OAuthError::invalid_grant(format!("the assertion is refused: {why}")),
+        },
+    )?;
     issue_for(state, &account, params, true).await
 }
 
@@ -111,7 +119,7 @@ async fn issue_for(
     params: &Params,
     refresh: bool,
 ) -> Result<Response, OAuthError> {
-    let scopes = requested_scope(params, &account.permissions)?;
+    let scopes = requested_scope(params, &account.permissions, &state.settings.roles)?;
     let effective = scopes.clone().unwrap_or_else(|| account.permissions.clone());
     let issued = Issue {
         org_id: account.org_id.clone(),
@@ -128,9 +136,8 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
         Client::Confidential(c) => c.client_id.clone(),
         // Public clients (the device-flow clients) refresh with their id alone.
         Client::Public(id) if is_device_client(state, id) => id.clone(),
-        Client::Public(_) | Client::Anonymous => {
-            return Err(OAuthError::invalid_client("client authentication is required", false))
-        }
+        Client::Public(_) => return Err(OAuthError::client_not_allowed("this client must authenticate", false)),
+        Client::Anonymous => return Err(OAuthError::invalid_client("client authentication is required", false)),
     };
     let presented = params.require("refresh_token")?;
     if state.settings.secrets.check(presented) != Ok(SecretKind::RefreshToken) {
@@ -151,7 +158,7 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
             let holds = roles.permissions_of(g.role.as_deref()?);
             // The grant never widens: what it had, narrowed to what the principal holds.
             let allowed = PermissionSet::effective(g.scopes.as_ref(), &holds);
-            let scopes = match requested_scope(params, &allowed) {
+            let scopes = match requested_scope(params, &allowed, roles) {
                 Ok(asked) => asked.or_else(|| g.scopes.clone()),
                 Err(e) => {
                     outcome = Err(e);

@@ -1,8 +1,9 @@
 //! The web UI's session cookie as a credential on the management API (DESIGN.md's
 //! sixth presentation): read only under `/api/v1/`, only when the request presents no
-//! other credential, and for unsafe methods only with an `X-CSRF-Token` header equal
-//! to the `keyward_csrf` cookie — another site can make a browser send the cookie, but
-//! not read it into a header.
+//! other credential, and for unsafe methods only with an `X-CSRF-Token` header holding
+//! the session's CSRF token (the `csrf` value of any signed-in page; see
+//! [`super::csrf`]) — another site can make a browser send the cookie, but can neither
+//! read nor compute the token.
 //!
 //! The caller is the person in their current organization (the `keyward_org` cookie,
 //! else their first); the grant is built per request, not cached: the UI's traffic is
@@ -14,10 +15,9 @@ use axum::http::request::Parts;
 use keyward_core::credential::Via;
 use keyward_core::secret::{DisplayPrefix, SecretHash};
 use keyward_store::{CredentialGrant, CredentialRef, Principal};
-use subtle::ConstantTimeEq;
 
 use super::app::ORG_COOKIE;
-use super::{cookie_value, signed_in, WebError, CSRF_COOKIE, SESSION_COOKIE};
+use super::{cookie_value, csrf_ok, signed_in, WebError, SESSION_COOKIE};
 use crate::auth::{Grant, Identity};
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -42,15 +42,10 @@ pub async fn identity(state: &AppState, parts: &Parts) -> Result<Option<Identity
     }
     let Some(user) = signed_in(state, &parts.headers).await? else { return Ok(None) };
     if !parts.method.is_safe() {
-        let cookie = cookie_value(&parts.headers, CSRF_COOKIE);
         let header = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-        let matches = match (cookie.as_deref(), header) {
-            (Some(c), Some(h)) => c.len() == h.len() && bool::from(c.as_bytes().ct_eq(h.as_bytes())),
-            _ => false,
-        };
-        if !matches {
+        if !csrf_ok(state, &parts.headers, header) {
             return Err(ApiError::Forbidden(format!(
-                "a request made with the session cookie needs the {CSRF_HEADER} header (the keyward_csrf cookie's value)"
+                "a request made with the session cookie needs the {CSRF_HEADER} header (the csrf token of a signed-in page)"
             )));
         }
     }

@@ -121,7 +121,7 @@ pub fn back_of(req: &Request) -> String {
 pub async fn switch_org(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form(&parts.headers, body).await?;
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     let person = match person(&state, &parts.headers, "/settings/api-keys").await? {
         Ok(p) => p,
         Err(to_login) => return Ok(to_login),

@@ -133,7 +133,7 @@ pub async fn page(State(state): State<AppState>, req: Request) -> Result<Respons
 pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form(&parts.headers, body).await?;
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     let user = match person(&state, &parts.headers, "/device").await? {
         Ok(u) => u,
         Err(to_login) => return Ok(to_login),

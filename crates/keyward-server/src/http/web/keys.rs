@@ -260,7 +260,7 @@ fn expiry(choice: Option<&str>, date: Option<&str>, now: DateTime<Utc>) -> Resul
 pub async fn create(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form_with_lists(&parts.headers, body, &["permission"]).await?;
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     let p = signed_in_or_return!(&state, &parts.headers, "/settings/api-keys");
     p.require("api_keys:write")?;
     let now = Utc::now();
@@ -379,7 +379,7 @@ pub async fn confirm_revoke(
 pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form(&parts.headers, body).await?;
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     let p = signed_in_or_return!(&state, &parts.headers, "/settings/api-keys");
     p.require("api_keys:write")?;
     if form.get("confirm") != Some("yes") {
@@ -398,7 +398,7 @@ pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>, req: 
 pub async fn roll(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form(&parts.headers, body).await?;
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     let p = signed_in_or_return!(&state, &parts.headers, "/settings/api-keys");
     p.require("api_keys:write")?;
     let key = own_key(&state, &p, &id).await?;

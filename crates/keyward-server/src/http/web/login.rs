@@ -51,7 +51,7 @@ pub async fn form(State(state): State<AppState>, req: Request) -> Result<Respons
 pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form(&parts.headers, body).await?;
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     let (csrf, _) = csrf_token(&state, &parts.headers);
     let next = local_path(form.get("next"));
     let typed = form.get("email").unwrap_or_default();
@@ -103,7 +103,7 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Respo
 pub async fn logout(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form(&parts.headers, body).await?;
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     if let Some(value) = super::cookie_value(&parts.headers, super::SESSION_COOKIE) {
         state.store.delete_web_session(&SecretHash::of(&value)).await?;
     }

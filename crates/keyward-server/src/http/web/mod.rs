@@ -6,10 +6,11 @@
 //! Content-Security-Policy (`default-src 'self'`, no frames) and `Cache-Control:
 //! no-store`.
 //!
-//! **CSRF.** Every form carries a `csrf` field that must equal the `keyward_csrf` cookie
-//! (a double-submit token: random, `HttpOnly`, `SameSite=Strict`), compared in constant
-//! time; a form without it, or with another value, is refused (`403`) before anything
-//! else. The session cookie is `SameSite=Lax` on top.
+//! **CSRF.** Every form carries a `csrf` field holding a synchronizer token bound to the
+//! browser's session (or, before signing in, to the `keyward_csrf` pre-session cookie)
+//! with a key the instances share ([`csrf`]); it is checked in constant time, and a form
+//! without it, or with any other value, is refused (`403`) before anything else. The
+//! session cookie is `SameSite=Lax` on top.
 //!
 //! **Sessions.** `keyward_session` holds a typed random secret (`{P}ss_…`); only its
 //! SHA-256 is stored, with the person and an expiry.
@@ -17,6 +18,7 @@
 //! # Layout
 //!
 //! - [`api_session`]: the session cookie as a credential on the management API.
+//! - [`csrf`]: the CSRF tokens and their key.
 //! - [`app`]: the signed-in person, the current organization and its switcher, the
 //!   navigation.
 //! - [`login`]: `/login`, `/logout`, `/`.
@@ -28,6 +30,7 @@
 pub mod admin;
 pub mod api_session;
 pub mod app;
+pub mod csrf;
 pub mod device;
 pub mod keys;
 pub mod login;
@@ -42,10 +45,6 @@ use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
 use keyward_core::secret::{SecretHash, SecretKind};
 use keyward_store::User;
-use rand::distributions::Alphanumeric;
-use rand::rngs::OsRng;
-use rand::Rng;
-use subtle::ConstantTimeEq;
 
 use super::oauth::params::Params;
 use crate::state::AppState;
@@ -243,29 +242,35 @@ pub fn clear_session_cookie(state: &AppState) -> String {
     set_cookie(state, SESSION_COOKIE, "", SameSite::Lax, Some(0))
 }
 
-/// The request's CSRF token, and the cookie to set when it has none yet.
+/// The request's CSRF token, and the pre-session cookie to set when the browser has no
+/// session and no pre-session cookie yet.
 pub fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
-    match cookie_value(headers, CSRF_COOKIE).filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_alphanumeric())) {
-        Some(token) => (token, None),
-        None => {
-            let token: String = OsRng.sample_iter(&Alphanumeric).take(32).map(char::from).collect();
-            let cookie = set_cookie(state, CSRF_COOKIE, &token, SameSite::Strict, None);
-            (token, Some(cookie))
-        }
+    let session = cookie_value(headers, SESSION_COOKIE);
+    let pre = cookie_value(headers, CSRF_COOKIE);
+    if let Some(binding) = csrf::binding_of(&state.settings.secrets, session.as_deref(), pre.as_deref()) {
+        return (state.csrf.token(binding), None);
+    }
+    let fresh = csrf::new_pre_session_value();
+    let cookie = set_cookie(state, CSRF_COOKIE, &fresh, SameSite::Strict, None);
+    (state.csrf.token(csrf::Binding::PreSession(&fresh)), Some(cookie))
+}
+
+/// Whether `presented` is the CSRF token of the browser that sent `headers`.
+pub fn csrf_ok(state: &AppState, headers: &HeaderMap, presented: Option<&str>) -> bool {
+    let session = cookie_value(headers, SESSION_COOKIE);
+    let pre = cookie_value(headers, CSRF_COOKIE);
+    match (csrf::binding_of(&state.settings.secrets, session.as_deref(), pre.as_deref()), presented) {
+        (Some(binding), Some(token)) => state.csrf.verify(binding, token),
+        _ => false,
     }
 }
 
-/// Refuses a form whose `csrf` field does not equal the `keyward_csrf` cookie.
-pub fn check_csrf(headers: &HeaderMap, form: &Params) -> Result<(), WebError> {
-    let refused =
-        WebError::Forbidden("the form has expired or did not come from this site; reload the page and try again");
-    let (Some(cookie), Some(field)) = (cookie_value(headers, CSRF_COOKIE), form.get("csrf")) else {
-        return Err(refused);
-    };
-    if cookie.len() == field.len() && bool::from(cookie.as_bytes().ct_eq(field.as_bytes())) {
+/// Refuses a form whose `csrf` field is not this browser's token.
+pub fn check_csrf(state: &AppState, headers: &HeaderMap, form: &Params) -> Result<(), WebError> {
+    if csrf_ok(state, headers, form.get("csrf")) {
         Ok(())
     } else {
-        Err(refused)
+        Err(WebError::Forbidden("the form has expired or did not come from this site; reload the page and try again"))
     }
 }
 
@@ -346,17 +351,5 @@ mod tests {
         assert_eq!(cookie_value(&h, CSRF_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie_value(&h, SESSION_COOKIE).as_deref(), Some("xyz"));
         assert_eq!(cookie_value(&h, "missing"), None);
-    }
-
-    #[test]
-    fn the_csrf_field_must_equal_the_cookie() {
-        let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "keyward_csrf=tokentokentokentokentokentoken12".parse().unwrap());
-        let ok = Params::from_form(b"csrf=tokentokentokentokentokentoken12").unwrap();
-        assert!(check_csrf(&h, &ok).is_ok());
-        for bad in [&b"csrf=tokentokentokentokentokentoken13"[..], b"csrf=", b"other=1"] {
-            assert!(check_csrf(&h, &Params::from_form(bad).unwrap()).is_err());
-        }
-        assert!(check_csrf(&HeaderMap::new(), &ok).is_err(), "no cookie, no form");
     }
 }

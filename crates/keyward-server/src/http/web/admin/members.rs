@@ -119,7 +119,7 @@ pub async fn set_role(
 ) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form(&parts.headers, body).await?;
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     let p = admin_or_return!(&state, &parts.headers, "/admin/members", PAGE);
     let member = member_of_org(&state, &p, &id).await?;
     if is_you(&p, &member) {
@@ -191,7 +191,7 @@ pub async fn confirm_remove(
 pub async fn remove(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form(&parts.headers, body).await?;
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     let p = admin_or_return!(&state, &parts.headers, "/admin/members", PAGE);
     if form.get("confirm") != Some("yes") {
         return Err(WebError::BadRequest("confirm the removal on the confirmation page"));

@@ -233,7 +233,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
     } else {
         read_form(&parts.headers, body).await?
     };
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
     let name = form.get("name").unwrap_or_default();
     let made = match account_request(&form) {
@@ -299,7 +299,7 @@ fn grace_seconds(value: Option<&str>) -> Result<i64, WebError> {
 pub async fn rotate(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form(&parts.headers, body).await?;
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
     let account = own_account(&state, &p, &id).await?;
     let grace = grace_seconds(form.get("grace_seconds"))?;
@@ -355,7 +355,7 @@ pub async fn confirm_delete(
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
     let (parts, body) = req.into_parts();
     let form = read_form(&parts.headers, body).await?;
-    check_csrf(&parts.headers, &form)?;
+    check_csrf(&state, &parts.headers, &form)?;
     let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
     if form.get("confirm") != Some("yes") {
         return Err(WebError::BadRequest("confirm the deletion on the confirmation page"));
