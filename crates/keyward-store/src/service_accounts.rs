@@ -272,6 +272,7 @@ impl Store {
             secret_hash: SecretHash::from_hex(&stored).ok_or_else(|| corrupt("secret hash", "…"))?,
             expires_at: opt_from_ms(row.try_get("expires_at")?),
             revoked: false,
+            key_origin: Default::default(),
         }))
     }
 
@@ -386,11 +387,27 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes an account: its membership, secrets and public keys go, its API keys and
-    /// tokens are revoked, and every cache drops its grants.
+    /// Deletes an account with no rule applied (tests, tools): see
+    /// [`Store::delete_service_account_checked`].
     pub async fn delete_service_account(&self, org: &OrgId, id: &ServiceAccountId, actor: &Actor) -> Result<()> {
+        self.delete_service_account_checked(org, id, actor, |_| Ok::<(), StoreError>(())).await
+    }
+
+    /// Deletes an account: its membership, secrets and public keys go, its API keys and
+    /// tokens are revoked, and every cache drops its grants. `check` sees the account's
+    /// standing read inside the transaction with the organization locked (as
+    /// [`Store::remove_member_checked`]'s does) and may refuse.
+    pub async fn delete_service_account_checked<E: From<StoreError>>(
+        &self,
+        org: &OrgId,
+        id: &ServiceAccountId,
+        actor: &Actor,
+        check: impl FnOnce(&crate::members::Standing) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let now = to_ms(crate::time::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let before = crate::members::lock_and_read(&mut tx, org, id.as_str()).await?;
+        check(&before)?;
         let done = sqlx::query(
             "UPDATE service_accounts SET deleted_at = $1 WHERE id = $2 AND org_id = $3 AND deleted_at IS NULL",
         )
@@ -398,27 +415,30 @@ impl Store {
         .bind(id.as_str())
         .bind(org.as_str())
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(StoreError::from)?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+            return Err(StoreError::NotFound.into());
         }
         for sql in [
             "DELETE FROM memberships WHERE principal_id = $1",
             "DELETE FROM service_account_secrets WHERE account_id = $1",
             "DELETE FROM service_account_keys WHERE account_id = $1",
         ] {
-            sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await.map_err(StoreError::from)?;
         }
         for sql in [
             "UPDATE api_keys SET revoked_at = $2, updated_at = $2 WHERE principal_id = $1 AND revoked_at IS NULL",
             "UPDATE oauth_tokens SET revoked_at = $2 WHERE principal_id = $1 AND revoked_at IS NULL",
         ] {
-            sqlx::query(sql).bind(id.as_str()).bind(now).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(id.as_str()).bind(now).execute(&mut *tx).await.map_err(StoreError::from)?;
         }
         self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: id.to_string() }).await?;
-        let event = AuditEvent::new(Some(org), actor, "service_account.deleted").target("service_account", id);
+        let event = AuditEvent::new(Some(org), actor, "service_account.deleted")
+            .target("service_account", id)
+            .detail(serde_json::json!({ "role": before.role }));
         insert_event(&mut tx, &event).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(())
     }
 
