@@ -234,7 +234,7 @@ impl World {
             &Roles::default(),
             Plan::Free,
             OrgRef::from(&self.org),
-            None,
+            keyward_server::members::Acting::Operator,
             &req,
             &Actor::cli(),
         )
