@@ -17,6 +17,8 @@
 //!   process; expiry.
 //! - [`usage`]: last-used times, from memory and in the database.
 //! - [`legacy`]: imported plain, SHA-256 and bcrypt keys.
+//! - [`lineage`]: no key outlives the key or access token that made it; revoking the
+//!   token (or its family) revokes those keys.
 //! - [`verify`]: `POST /api/v1/keys/verify`.
 //! - [`audit`]: `GET /api/v1/audit-events`.
 //! - [`org`]: `GET /api/v1/members`.
@@ -37,6 +39,10 @@
 //! - [`web_admin`]: the admin pages: who may reach them, members' roles and removal,
 //!   service accounts (secret shown once, uploaded key, rotate, delete), the audit log,
 //!   CSRF on every form, another organization's ids.
+//! - [`membership`]: removal is final; only an owner gives or takes `owner`; the last
+//!   owner stays, also when two owners remove each other at once.
+//! - [`names`]: no control or format character in a name (API and web forms); a list
+//!   with `*` keeps its explicit entries.
 //! - [`login`]: `/login`, `/logout` and the `/device` page: one failure message, the
 //!   session cookie, local `next` only, CSRF, rate limits, plain pages, bad forms.
 //! - [`web_pages`]: the web UI's pages: CSRF on every form, nothing of another
@@ -52,7 +58,10 @@ mod bad_input;
 mod cross_org;
 mod device;
 mod legacy;
+mod lineage;
 mod login;
+mod membership;
+mod names;
 mod oauth_introspect;
 mod oauth_token;
 mod ops;
