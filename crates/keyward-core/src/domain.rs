@@ -52,14 +52,12 @@ impl Email {
     pub const MAX_LEN: usize = 254;
 
     pub fn parse(s: &str) -> Result<Self, Invalid> {
-        let s = s.trim().to_lowercase();
         // The value is quoted with `{:?}`, which escapes what it would hide.
-        let refuse = || Invalid(format!("invalid e-mail address {s:?}"));
-        if has_hidden_characters(&s) {
-            return Err(Invalid(format!(
-                "invalid e-mail address {s:?}: it holds an invisible control or format character"
-            )));
+        if has_hidden_characters(s) {
+            return Err(Invalid(format!("invalid e-mail address {s:?}: it holds a control or format character")));
         }
+        let s = s.trim().to_lowercase();
+        let refuse = || Invalid(format!("invalid e-mail address {s:?}"));
         let Some((local, domain)) = s.rsplit_once('@') else { return Err(refuse()) };
         if local.is_empty() || local.contains('@') || local.chars().any(char::is_whitespace) || domain.is_empty() {
             return Err(refuse());
@@ -141,6 +139,13 @@ impl Name {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(s: &str) -> Result<Self, Invalid> {
+        // Before trimming: a line separator at the end is refused, not silently dropped.
+        if let Some(c) = s.chars().find(|c| is_hidden(*c)) {
+            return Err(Invalid(format!(
+                "a name cannot contain control or format characters such as U+{:04X}",
+                u32::from(c)
+            )));
+        }
         let s = s.trim();
         let chars = s.chars().count();
         if chars == 0 {
@@ -148,12 +153,6 @@ impl Name {
         }
         if chars > Self::MAX_CHARS {
             return Err(Invalid(format!("a name is at most {} characters, this one has {chars}", Self::MAX_CHARS)));
-        }
-        if let Some(c) = s.chars().find(|c| is_hidden(*c)) {
-            return Err(Invalid(format!(
-                "a name cannot contain control or format characters such as U+{:04X}",
-                u32::from(c)
-            )));
         }
         Ok(Self(s.to_owned()))
     }
@@ -225,6 +224,8 @@ mod tests {
     fn hidden_characters_are_refused_in_names_and_emails() {
         for c in ['\u{202E}', '\u{200B}', '\u{2028}', '\u{2029}', '\u{FEFF}', '\u{0}', '\u{7}', '\u{85}', '\u{AD}'] {
             assert!(Name::parse(&format!("ci{c}key")).is_err(), "U+{:04X} in a name", u32::from(c));
+            assert!(Name::parse(&format!("ci{c}")).is_err(), "U+{:04X} at the end of a name", u32::from(c));
+            assert!(Email::parse(&format!("ada@example.com{c}")).is_err(), "U+{:04X} at the end", u32::from(c));
             assert!(Email::parse(&format!("ad{c}a@example.com")).is_err(), "U+{:04X} in a local part", u32::from(c));
             assert!(Email::parse(&format!("ada@exa{c}mple.com")).is_err(), "U+{:04X} in a domain", u32::from(c));
             assert!(has_hidden_characters(&format!("x{c}")));
