@@ -172,7 +172,7 @@ pub async fn confirm_remove(
     let member = member_of_org(&state, &p, &id).await?;
     check_removable(&state, &p, &member)?;
     let text = format!(
-        "Removing {} ({}) from {} is immediate: every API key and token they hold here stops working at once. \
+        "Removing {} ({}) from {} is immediate and final: every API key and token they hold here is revoked at once. \
          They can be added again later, but their keys stay revoked.",
         member.label, member.role, p.org.slug
     );
