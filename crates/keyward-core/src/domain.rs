@@ -42,7 +42,8 @@ impl fmt::Display for Slug {
 /// the form browsers and mail servers use: `ada@bücher.example` is
 /// `ada@xn--bcher-kva.example`), so two spellings of one domain are one address and a
 /// look-alike domain is visibly different. No control or format characters anywhere
-/// ([`has_hidden_characters`]). Only the shape is checked (`local@domain`);
+/// ([`has_hidden_characters`]), and no mix of scripts in the part before `@` (UTS #39
+/// single script: `оwner@` with a Cyrillic `о` beside `owner@` is refused). Only the shape is checked (`local@domain`);
 /// deliverability is not keyward's business.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize)]
 #[serde(transparent)]
@@ -61,6 +62,13 @@ impl Email {
         let Some((local, domain)) = s.rsplit_once('@') else { return Err(refuse()) };
         if local.is_empty() || local.contains('@') || local.chars().any(char::is_whitespace) || domain.is_empty() {
             return Err(refuse());
+        }
+        // UTS #39: letters of several scripts in one local part (`оwner` with a Cyrillic
+        // `о`) are how a look-alike of another person's address is made.
+        if !local.is_ascii() && !unicode_security::MixedScript::is_single_script(local) {
+            return Err(Invalid(format!(
+                "invalid e-mail address {s:?}: its name before @ mixes scripts (such as a Cyrillic letter among Latin ones)"
+            )));
         }
         let domain = idna::domain_to_ascii_strict(domain).map_err(|_| refuse())?;
         if domain.is_empty() || domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
@@ -237,6 +245,23 @@ mod tests {
             assert!(Name::parse(ok).is_ok(), "{ok}");
         }
         assert!(Email::parse("zoë@example.com").is_ok());
+    }
+
+    #[test]
+    fn a_local_part_of_mixed_scripts_is_refused() {
+        // A Cyrillic о (U+043E) before Latin letters: a look-alike of owner@.
+        let err = Email::parse("\u{43e}wner@example.com").unwrap_err();
+        assert!(err.0.contains("mixes scripts"), "{err}");
+        assert!(Email::parse("ad\u{430}@example.com").is_err(), "a Cyrillic \u{430} at the end");
+        for ok in [
+            "owner@example.com",
+            "zoë.o'neil@example.com",
+            "ключ@example.com",
+            "やまだ太郎@example.jp",
+            "a+tag@example.com",
+        ] {
+            assert!(Email::parse(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

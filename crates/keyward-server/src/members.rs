@@ -7,7 +7,8 @@
 //! - Only an owner gives or takes the `owner` role ([`OWNER_ROLE`]): makes someone (or a
 //!   service account) owner, changes an owner's role, removes an owner or deletes an
 //!   owner service account. The admin commands act as the instance's operator, above
-//!   every organization: they may.
+//!   every organization: they may. (Deleting any other account needs only
+//!   `service_accounts:write`, as before: deleting takes power away, it gives none.)
 //! - An organization keeps at least one *person* who is owner: the last one can be
 //!   neither removed nor demoted, not even by the admin commands. (A service account
 //!   cannot sign in to the web pages or approve anything; an organization owned only by
@@ -152,16 +153,26 @@ pub async fn remove(
         .await
 }
 
-/// Deletes a service account of `org` (its secrets, keys and tokens stop working).
+/// Deletes a service account of `org` (its secrets, keys and tokens stop working). The
+/// API's rule for deleting is `service_accounts:write` (checked by the caller); on top,
+/// only an owner deletes an `owner` account.
 pub async fn delete_service_account(
     store: &Store,
-    roles: &Roles,
     org: &OrgId,
     acting: Acting<'_>,
     id: &ServiceAccountId,
     actor: &Actor,
 ) -> Result<(), MemberRuleError> {
-    store.delete_service_account_checked(org, id, actor, |before| acting.may_take(roles, &before.role)).await
+    store
+        .delete_service_account_checked(org, id, actor, |before| {
+            if before.role == OWNER_ROLE && !acting.is_owner() {
+                return Err(MemberRuleError::Forbidden(format!(
+                    "only an owner can delete a service account with the {OWNER_ROLE} role"
+                )));
+            }
+            Ok(())
+        })
+        .await
 }
 
 #[cfg(test)]

@@ -193,7 +193,9 @@ fn names_and_emails_are_checked_by_every_command(db: &TestDb) {
     assert_eq!(json["email"], "ada@xn--bcher-kva.example", "{json}");
     let out = kw.run(&["user", "create", "ada@xn--bcher-kva.example", "--org", "acme"]);
     refused(&out, "already a member");
-    // A Cyrillic о in the domain is visibly another domain.
+    // `оwner@` with a Cyrillic о beside `owner@`: refused, a look-alike of another address.
+    refused(&kw.run(&["user", "create", "\u{43e}wner@acme.test", "--org", "acme"]), "mixes scripts");
+    // A Cyrillic а in the domain is visibly another domain.
     let out = kw.ok(&["user", "create", "owner@\u{430}cme.test", "--org", "acme", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(json["email"].as_str().unwrap().starts_with("owner@xn--"), "{json}");

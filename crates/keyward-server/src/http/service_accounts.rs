@@ -189,7 +189,7 @@ pub async fn delete(
     let grant = caller.0.grant();
     let org = grant.org_id.clone();
     let acting = Acting::Member { role: grant.role.as_deref(), holds: &grant.effective };
-    members::delete_service_account(&state.store, &state.settings.roles, &org, acting, &id, &caller.0.actor()).await?;
+    members::delete_service_account(&state.store, &org, acting, &id, &caller.0.actor()).await?;
     state.auth.cache().apply(&Change::Member { org_id: org, principal_id: id.to_string() });
     Ok(StatusCode::NO_CONTENT)
 }

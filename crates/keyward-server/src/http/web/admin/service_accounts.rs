@@ -362,15 +362,7 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>, req: 
         return Err(WebError::BadRequest("confirm the deletion on the confirmation page"));
     }
     let account = own_account(&state, &p, &id).await?;
-    let deleted = members::delete_service_account(
-        &state.store,
-        &state.settings.roles,
-        &p.org.id,
-        p.acting(),
-        &account.id,
-        &p.actor(),
-    )
-    .await;
+    let deleted = members::delete_service_account(&state.store, &p.org.id, p.acting(), &account.id, &p.actor()).await;
     match deleted {
         Ok(()) | Err(MemberRuleError::Store(StoreError::NotFound)) => {}
         Err(e) => {
