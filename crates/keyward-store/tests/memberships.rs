@@ -29,7 +29,7 @@ both!(two_owners_removed_at_once_leave_one, two_owners_demoted_at_once_leave_one
 fn last_owner_stays(new_role: Option<&'static str>) -> impl FnOnce(&Standing) -> Result<(), StoreError> {
     move |s| {
         if s.role == "owner" && s.other_owners == 0 && new_role != Some("owner") {
-            Err(StoreError::Conflict("the last owner".into()))
+            Err(StoreError::Conflict("the last owner"))
         } else {
             Ok(())
         }
