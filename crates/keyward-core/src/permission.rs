@@ -4,6 +4,11 @@
 //! list intersected with what its principal holds now ([`PermissionSet::intersect`]).
 //! Wildcards intersect as a person would expect: `{projects:*} ∩ {projects:read,
 //! members:read} = {projects:read}`.
+//!
+//! A set keeps every entry it was given, even one a wildcard beside it covers: what a
+//! list *names* matters on its own, since managing API keys with a key needs
+//! `api_keys:read`/`api_keys:write` named in the key's list (DESIGN.md: "a list that
+//! also holds `*` keeps the explicit entries").
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -62,15 +67,15 @@ impl fmt::Debug for Permission {
     }
 }
 
-/// A normalised set of permissions: no member is covered by another member.
+/// A set of permissions, in a stable order, each entry once. Entries covered by a
+/// wildcard in the same set are kept: `{*, api_keys:write}` names `api_keys:write`
+/// ([`PermissionSet::names`]) while it allows everything.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct PermissionSet(BTreeSet<Permission>);
 
 impl PermissionSet {
     pub fn new(perms: impl IntoIterator<Item = Permission>) -> Self {
-        let all: BTreeSet<Permission> = perms.into_iter().collect();
-        let kept = all.iter().filter(|p| !all.iter().any(|q| q != *p && q.covers(p))).cloned().collect();
-        Self(kept)
+        Self(perms.into_iter().collect())
     }
 
     /// Parses a list of permission strings; the first bad one is the error.
@@ -91,7 +96,8 @@ impl PermissionSet {
         self.0.iter().all(|p| other.allows(p))
     }
 
-    /// What both sets grant.
+    /// What both sets grant: each entry of either set that the other allows (so an
+    /// entry one side names, and the other allows, stays named).
     pub fn intersect(&self, other: &PermissionSet) -> PermissionSet {
         let from_self = self.0.iter().filter(|p| other.allows(p));
         let from_other = other.0.iter().filter(|p| self.allows(p));
@@ -146,6 +152,10 @@ pub const DEFAULT_CATALOGUE: &[&str] = &[
     "projects:read",
     "projects:write",
 ];
+
+/// The role that owns an organization: only an owner gives or takes it, and an
+/// organization keeps at least one person holding it (DESIGN.md, "Rules for keys").
+pub const OWNER_ROLE: &str = "owner";
 
 /// The default roles (DESIGN.md).
 pub fn default_roles() -> BTreeMap<String, Vec<String>> {
@@ -245,7 +255,23 @@ mod tests {
         let holds = set("projects:read members:read");
         assert_eq!(PermissionSet::effective(Some(&set("projects:* audit:read")), &holds), set("projects:read"));
         assert_eq!(PermissionSet::effective(None, &holds), holds, "no list: everything held");
-        assert_eq!(set("* a:x"), set("*"), "covered members are dropped");
+        assert_eq!(set("a:x a:x").to_strings(), ["a:x"], "each entry once");
+    }
+
+    #[test]
+    fn a_list_with_a_wildcard_keeps_its_explicit_entries() {
+        let p = |s| Permission::parse(s).unwrap();
+        let own = set("* api_keys:write api_keys:read");
+        assert!(own.names(&p("api_keys:write")) && own.names(&p("api_keys:read")));
+        assert_eq!(own.to_strings(), ["*", "api_keys:read", "api_keys:write"]);
+        // Intersected with an owner's `*`, the named entries survive: a key made with this
+        // list can still manage keys.
+        let effective = PermissionSet::effective(Some(&own), &set("*"));
+        assert!(effective.names(&p("api_keys:write")) && effective.allows(&p("audit:read")));
+        // With a narrower role, what the role does not allow goes, named or not.
+        let effective = PermissionSet::effective(Some(&own), &set("api_keys:read projects:read"));
+        assert_eq!(effective, set("api_keys:read projects:read"));
+        assert!(set("projects:* projects:read").names(&p("projects:read")));
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //!   key gets the creator's permissions written out instead, so a narrow key cannot mint
 //!   a broad one.
 //! - An expiry must lie in the future.
+//! - No credential can mint one that outlives it: a key made by an API key or an OAuth
+//!   access token expires no later than its maker ([`Lineage`]): without `expires_at`
+//!   it gets the maker's expiry, a later one is refused. The key also records its
+//!   maker, and the access token at the root of its line, so that revoking that token
+//!   (or its family) revokes the key (in the store, in the same transaction).
 
 use chrono::{DateTime, Duration, Utc};
 use keyward_core::domain::Name;
@@ -16,7 +21,9 @@ use keyward_core::ids::{KeyId, OrgId};
 use keyward_core::legacy::ImportedHash;
 use keyward_core::permission::{Permission, PermissionSet, Roles};
 use keyward_core::secret::{DisplayPrefix, PlainSecret, SecretFormat, SecretKind};
-use keyward_store::{Actor, ApiKey, KeyScope, NewApiKey, Principal, Store, StoreError};
+use keyward_store::{Actor, ApiKey, CredentialRef, KeyOrigin, KeyScope, NewApiKey, Principal, Store, StoreError};
+
+use crate::auth::grant::Grant;
 
 /// The longest grace period a roll may keep an old secret alive for.
 pub const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
@@ -46,6 +53,59 @@ pub struct KeyRequest {
 pub struct Creator<'a> {
     pub holds: &'a PermissionSet,
     pub restricted: bool,
+}
+
+/// The credential a key is made with, as far as the new key's lifetime goes: its expiry
+/// bounds the key's, and its line is recorded. Default: a person or an admin command,
+/// which bounds nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Lineage {
+    /// The latest expiry the new key may have: its maker's own.
+    pub expires_by: Option<DateTime<Utc>>,
+    pub origin: KeyOrigin,
+}
+
+impl Lineage {
+    /// The lineage of a key made over the API by the credential `grant` describes.
+    ///
+    /// An API key and an OAuth access token are credentials with a life of their own (an
+    /// expiry, a revocation): the new key is bounded by them. A service account's client
+    /// secret and a person's web session stand for the principal itself — the key is
+    /// the principal's, bounded by its membership, not by the secret's rotation or the
+    /// session's end — so they bound nothing; the maker is still recorded.
+    pub fn of(grant: &Grant) -> Self {
+        let created_by = Some(grant.credential_label());
+        match &grant.credential {
+            CredentialRef::ApiKey(_) => Self {
+                expires_by: grant.expires_at,
+                origin: KeyOrigin {
+                    created_by,
+                    token: grant.key_origin.token.clone(),
+                    family: grant.key_origin.family.clone(),
+                },
+            },
+            CredentialRef::AccessToken { id, family, .. } => Self {
+                expires_by: grant.expires_at,
+                origin: KeyOrigin { created_by, token: Some(id.clone()), family: Some(family.clone()) },
+            },
+            CredentialRef::ClientSecret { .. } | CredentialRef::Session { .. } => {
+                Self { expires_by: None, origin: KeyOrigin { created_by, token: None, family: None } }
+            }
+        }
+    }
+
+    /// The expiry the new key gets: the one asked for, which may not be later than the
+    /// maker's; none asked for → the maker's.
+    pub fn bound(&self, asked: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, KeyRuleError> {
+        match (asked, self.expires_by) {
+            (Some(t), Some(limit)) if t > limit => Err(KeyRuleError::Invalid(format!(
+                "expires_at cannot be later than the expiry of the credential making the key ({}): no credential can make one that outlives it",
+                limit.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ))),
+            (Some(t), _) => Ok(Some(t)),
+            (None, limit) => Ok(limit),
+        }
+    }
 }
 
 /// Checks a request against the rules; returns the name and the permission list to store.
@@ -88,7 +148,25 @@ pub async fn create(
     req: &KeyRequest,
     actor: &Actor,
 ) -> Result<(ApiKey, PlainSecret), KeyRuleError> {
+    create_from(store, secrets, roles, org, principal, creator, &Lineage::default(), req, actor).await
+}
+
+/// Makes a key as [`create`] does, made by the credential `lineage` describes: bounded
+/// by its expiry, and recorded as its descendant.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_from(
+    store: &Store,
+    secrets: &SecretFormat,
+    roles: &Roles,
+    org: &OrgId,
+    principal: &Principal,
+    creator: &Creator<'_>,
+    lineage: &Lineage,
+    req: &KeyRequest,
+    actor: &Actor,
+) -> Result<(ApiKey, PlainSecret), KeyRuleError> {
     let (name, permissions) = check_request(roles, creator, req, Utc::now())?;
+    let expires_at = lineage.bound(req.expires_at)?;
     let secret = secrets.generate(SecretKind::ApiKey);
     let new = NewApiKey {
         org_id: org.clone(),
@@ -96,9 +174,9 @@ pub async fn create(
         name: name.as_str().to_owned(),
         prefix: secret.display_prefix(),
         permissions,
-        expires_at: req.expires_at,
+        expires_at,
     };
-    let key = store.create_api_key(&new, &secret.hash(), actor).await?;
+    let key = store.create_api_key_from(&new, &secret.hash(), &lineage.origin, actor).await?;
     Ok((key, secret))
 }
 
@@ -203,6 +281,23 @@ mod tests {
         let (_, perms) =
             check_request(&roles, &Creator { holds: &narrow, restricted: false }, &req(None), Utc::now()).unwrap();
         assert_eq!(perms, None, "a person's key inherits");
+    }
+
+    #[test]
+    fn a_key_never_outlives_its_maker() {
+        let now = Utc::now();
+        let limit = now + Duration::minutes(2);
+        let lineage = Lineage { expires_by: Some(limit), origin: KeyOrigin::default() };
+        assert_eq!(lineage.bound(None).unwrap(), Some(limit), "no expiry asked: the maker's");
+        let sooner = now + Duration::minutes(1);
+        assert_eq!(lineage.bound(Some(sooner)).unwrap(), Some(sooner));
+        assert_eq!(lineage.bound(Some(limit)).unwrap(), Some(limit), "the same instant is allowed");
+        let err = lineage.bound(Some(limit + Duration::seconds(1))).unwrap_err();
+        assert!(matches!(&err, KeyRuleError::Invalid(m) if m.contains("outlives")), "{err}");
+        // A maker that does not expire bounds nothing.
+        assert_eq!(Lineage::default().bound(None).unwrap(), None);
+        let later = now + Duration::days(365);
+        assert_eq!(Lineage::default().bound(Some(later)).unwrap(), Some(later));
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`auth`]: credential in, identity out; the grant cache and the change follower.
 //! - [`usage`]: last-used times and counts, written in coalesced batches.
 //! - [`keys`]: the rules for making, importing and rolling keys (API and CLI).
+//! - [`members`]: the rules for roles and memberships — who gives or takes which role,
+//!   the last owner, removal (API, web pages and CLI).
 //! - [`service_accounts`]: the rules for making service accounts and rotating their
 //!   secrets (API and CLI).
 //! - [`gateway`]: the optional second listener that authenticates and forwards to an
@@ -24,6 +26,7 @@ pub mod config;
 pub mod gateway;
 pub mod http;
 pub mod keys;
+pub mod members;
 pub mod metrics;
 pub mod purge;
 pub mod ratelimit;

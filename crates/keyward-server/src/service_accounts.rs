@@ -4,7 +4,8 @@
 //! - A name is required (1–100 characters); the role must exist.
 //! - The organization's plan must be at least `service_accounts.min_plan`.
 //! - Through the API, the creator must hold every permission of the account's role: an
-//!   account is a credential, and nobody may mint one stronger than themselves.
+//!   account is a credential, and nobody may mint one stronger than themselves. Only an
+//!   owner makes an `owner` account ([`crate::members`]).
 //! - An account has a client secret, registered public keys, or both. The secret is
 //!   generated here (`{P}sa_…`) and shown once; only its SHA-256 is stored. Imported
 //!   secrets are kept as the bcrypt hash they came with until their first use.
@@ -14,11 +15,12 @@ use keyward_core::assertion::PublicKey;
 use keyward_core::domain::{Name, Plan};
 use keyward_core::ids::{OrgId, ServiceAccountId};
 use keyward_core::legacy::BcryptHash;
-use keyward_core::permission::{PermissionSet, Roles};
+use keyward_core::permission::{Roles, OWNER_ROLE};
 use keyward_core::secret::{PlainSecret, SecretFormat, SecretKind};
 use keyward_store::{Actor, NewClientSecret, NewServiceAccount, Org, ServiceAccount, Store, StoreError};
 
 use crate::keys::MAX_GRACE_SECONDS;
+use crate::members::Acting;
 
 /// The role a service account gets when none is asked for.
 pub const DEFAULT_ROLE: &str = "member";
@@ -35,6 +37,9 @@ pub enum AccountRuleError {
     /// The creator does not hold every permission of the role (HTTP 403).
     #[error("a service account cannot be given the role {0}, which holds permissions its creator lacks")]
     RoleNotHeld(String),
+    /// Only an owner gives the owner role (HTTP 403).
+    #[error("only an owner can make a service account with the owner role")]
+    OwnerOnly,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -63,26 +68,27 @@ impl<'a> From<&'a Org> for OrgRef<'a> {
     }
 }
 
-/// Checks the plan and the role; `holds` is the creator's permissions (`None`: an admin
-/// command, which may give any role).
+/// Checks the plan and the role; `giver` is who makes the account (an admin command,
+/// [`Acting::Operator`], may give any role).
 pub fn check_org_and_role(
     min_plan: Plan,
     roles: &Roles,
     plan: Plan,
     role: &str,
-    holds: Option<&PermissionSet>,
+    giver: Acting<'_>,
 ) -> Result<(), AccountRuleError> {
     if plan < min_plan {
         return Err(AccountRuleError::PlanTooLow { required: min_plan, plan });
     }
-    let Some(role_permissions) = roles.role(role) else {
+    if roles.role(role).is_none() {
         let known: Vec<&str> = roles.names().collect();
         return Err(AccountRuleError::Invalid(format!("unknown role {role}; use one of {}", known.join(", "))));
-    };
-    if let Some(holds) = holds {
-        if !role_permissions.iter().all(|p| holds.allows(p)) {
-            return Err(AccountRuleError::RoleNotHeld(role.to_owned()));
-        }
+    }
+    if !giver.holds_all_of(roles, role) {
+        return Err(AccountRuleError::RoleNotHeld(role.to_owned()));
+    }
+    if role == OWNER_ROLE && !giver.is_owner() {
+        return Err(AccountRuleError::OwnerOnly);
     }
     Ok(())
 }
@@ -113,13 +119,13 @@ pub async fn create(
     roles: &Roles,
     min_plan: Plan,
     org: OrgRef<'_>,
-    holds: Option<&PermissionSet>,
+    giver: Acting<'_>,
     req: &AccountRequest,
     actor: &Actor,
 ) -> Result<(ServiceAccount, Option<PlainSecret>), AccountRuleError> {
     let name = Name::parse(&req.name).map_err(|e| AccountRuleError::Invalid(e.0))?;
     let role = req.role.as_deref().unwrap_or(DEFAULT_ROLE);
-    check_org_and_role(min_plan, roles, org.plan, role, holds)?;
+    check_org_and_role(min_plan, roles, org.plan, role, giver)?;
     let public_keys = parse_public_keys(&req.public_keys)?;
     let with_secret = req.secret.unwrap_or(public_keys.is_empty());
     if !with_secret && public_keys.is_empty() {
@@ -157,14 +163,18 @@ pub async fn import(
     role: Option<&str>,
     actor: &Actor,
 ) -> Result<ServiceAccount, AccountRuleError> {
-    if client_id.is_empty() || client_id.len() > 255 || client_id.chars().any(|c| c.is_control() || c == ':') {
+    if client_id.is_empty()
+        || client_id.len() > 255
+        || keyward_core::domain::has_hidden_characters(client_id)
+        || client_id.chars().any(|c| c == ':' || c.is_whitespace())
+    {
         return Err(AccountRuleError::Invalid(
-            "a client id must be 1–255 characters, without ':' or control characters".into(),
+            "a client id must be 1–255 characters, without ':', spaces, control or format characters".into(),
         ));
     }
     let name = Name::parse(name.unwrap_or(client_id)).map_err(|e| AccountRuleError::Invalid(e.0))?;
     let role = role.unwrap_or(DEFAULT_ROLE);
-    check_org_and_role(min_plan, roles, org.plan, role, None)?;
+    check_org_and_role(min_plan, roles, org.plan, role, Acting::Operator)?;
     let new = NewServiceAccount {
         org_id: org.id.clone(),
         name: name.as_str().to_owned(),
@@ -204,21 +214,37 @@ mod tests {
     #[test]
     fn the_plan_must_reach_the_minimum() {
         let r = roles();
-        assert!(check_org_and_role(Plan::Free, &r, Plan::Free, "member", None).is_ok());
-        let err = check_org_and_role(Plan::Pro, &r, Plan::Free, "member", None).unwrap_err();
+        assert!(check_org_and_role(Plan::Free, &r, Plan::Free, "member", Acting::Operator).is_ok());
+        let err = check_org_and_role(Plan::Pro, &r, Plan::Free, "member", Acting::Operator).unwrap_err();
         assert!(matches!(err, AccountRuleError::PlanTooLow { required: Plan::Pro, plan: Plan::Free }));
         assert!(err.to_string().contains("pro"), "{err}");
-        assert!(check_org_and_role(Plan::Pro, &r, Plan::Enterprise, "member", None).is_ok());
+        assert!(check_org_and_role(Plan::Pro, &r, Plan::Enterprise, "member", Acting::Operator).is_ok());
     }
 
     #[test]
     fn nobody_makes_an_account_stronger_than_themselves() {
         let r = roles();
-        let member = r.permissions_of("member");
-        assert!(check_org_and_role(Plan::Free, &r, Plan::Free, "viewer", Some(&member)).is_ok());
-        let err = check_org_and_role(Plan::Free, &r, Plan::Free, "admin", Some(&member)).unwrap_err();
+        let holds = r.permissions_of("member");
+        let member = Acting::Member { role: Some("member"), holds: &holds };
+        assert!(check_org_and_role(Plan::Free, &r, Plan::Free, "viewer", member).is_ok());
+        let err = check_org_and_role(Plan::Free, &r, Plan::Free, "admin", member).unwrap_err();
         assert!(matches!(err, AccountRuleError::RoleNotHeld(_)));
-        let err = check_org_and_role(Plan::Free, &r, Plan::Free, "wizard", None).unwrap_err();
+        let err = check_org_and_role(Plan::Free, &r, Plan::Free, "owner", member).unwrap_err();
+        assert!(matches!(err, AccountRuleError::RoleNotHeld(_)), "{err}");
+        let err = check_org_and_role(Plan::Free, &r, Plan::Free, "wizard", Acting::Operator).unwrap_err();
         assert!(matches!(err, AccountRuleError::Invalid(_)));
+    }
+
+    #[test]
+    fn only_an_owner_makes_an_owner_account() {
+        let r = roles();
+        let all = r.permissions_of("admin");
+        let admin = Acting::Member { role: Some("admin"), holds: &all };
+        let owner = Acting::Member { role: Some("owner"), holds: &all };
+        let err = check_org_and_role(Plan::Free, &r, Plan::Free, "owner", admin).unwrap_err();
+        assert!(matches!(err, AccountRuleError::OwnerOnly), "{err}");
+        assert!(check_org_and_role(Plan::Free, &r, Plan::Free, "admin", admin).is_ok());
+        assert!(check_org_and_role(Plan::Free, &r, Plan::Free, "owner", owner).is_ok());
+        assert!(check_org_and_role(Plan::Free, &r, Plan::Free, "owner", Acting::Operator).is_ok());
     }
 }

@@ -6,7 +6,7 @@
 //! later attempt can be recognised (and audited) as the use of a revoked key.
 
 use chrono::{DateTime, Duration, Utc};
-use keyward_core::ids::{KeyId, OrgId};
+use keyward_core::ids::{FamilyId, KeyId, OrgId, TokenId};
 use keyward_core::legacy::ImportedHash;
 use keyward_core::permission::PermissionSet;
 use keyward_core::secret::{DisplayPrefix, SecretHash};
@@ -17,11 +17,13 @@ use crate::audit::insert_event;
 use crate::text::{corrupt, permissions_from_text, permissions_to_text};
 use crate::time::{from_ms, opt_from_ms, opt_to_ms, to_ms};
 use crate::{
-    Actor, ApiKey, AuditEvent, Change, KeyGrant, NewApiKey, Principal, PrincipalKind, Result, Store, StoreError,
+    Actor, ApiKey, AuditEvent, Change, KeyGrant, KeyOrigin, NewApiKey, Principal, PrincipalKind, Result, Store,
+    StoreError,
 };
 
 const KEY_COLUMNS: &str = "k.id, k.org_id, k.principal_kind, k.principal_id, k.name, k.prefix, k.permissions, \
-                           k.created_at, k.updated_at, k.last_used_at, k.expires_at, k.revoked_at";
+                           k.created_at, k.updated_at, k.last_used_at, k.expires_at, k.revoked_at, \
+                           k.created_by, k.origin_token_id, k.origin_family_id";
 
 /// Which keys an operation may touch: one organization's, and optionally only one
 /// principal's. `None` (admin commands) touches any key.
@@ -48,6 +50,17 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
         last_used_at: opt_from_ms(row.try_get("last_used_at")?),
         expires_at: opt_from_ms(row.try_get("expires_at")?),
         revoked_at: opt_from_ms(row.try_get("revoked_at")?),
+        origin: origin_from_row(row)?,
+    })
+}
+
+fn origin_from_row(row: &AnyRow) -> Result<KeyOrigin> {
+    let token: Option<String> = row.try_get("origin_token_id")?;
+    let family: Option<String> = row.try_get("origin_family_id")?;
+    Ok(KeyOrigin {
+        created_by: row.try_get("created_by")?,
+        token: token.map(|t| TokenId::parse(&t).ok_or_else(|| corrupt("token id", &t))).transpose()?,
+        family: family.map(|f| FamilyId::parse(&f).ok_or_else(|| corrupt("family id", &f))).transpose()?,
     })
 }
 
@@ -70,6 +83,7 @@ fn grant_from_row(row: &AnyRow) -> Result<KeyGrant> {
 /// The grant query: a key by one of its secrets, with what authentication needs.
 const GRANT_SELECT: &str = "SELECT k.id, k.org_id, k.principal_kind, k.principal_id, k.name, k.prefix, k.permissions, \
        k.created_at, k.updated_at, k.last_used_at, k.expires_at, k.revoked_at, \
+       k.created_by, k.origin_token_id, k.origin_family_id, \
        s.hash AS secret_hash, s.expires_at AS secret_expires_at, o.slug AS org_slug, o.plan AS org_plan, m.role AS role, COALESCE(u.email, sa.name) AS email \
      FROM api_key_secrets s \
      JOIN api_keys k ON k.id = s.key_id \
@@ -80,8 +94,9 @@ const GRANT_SELECT: &str = "SELECT k.id, k.org_id, k.principal_kind, k.principal
 
 async fn insert_key(tx: &mut Transaction<'_, Any>, key: &ApiKey) -> Result<()> {
     sqlx::query(
-        "INSERT INTO api_keys (id, org_id, principal_kind, principal_id, name, prefix, permissions, created_at, updated_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO api_keys (id, org_id, principal_kind, principal_id, name, prefix, permissions, created_at, updated_at, expires_at, \
+         created_by, origin_token_id, origin_family_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(key.id.as_str())
     .bind(key.org_id.as_str())
@@ -93,6 +108,9 @@ async fn insert_key(tx: &mut Transaction<'_, Any>, key: &ApiKey) -> Result<()> {
     .bind(to_ms(key.created_at))
     .bind(to_ms(key.updated_at))
     .bind(opt_to_ms(key.expires_at))
+    .bind(key.origin.created_by.as_deref())
+    .bind(key.origin.token.as_ref().map(|t| t.as_str()))
+    .bind(key.origin.family.as_ref().map(|f| f.as_str()))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -111,7 +129,7 @@ async fn insert_secret(tx: &mut Transaction<'_, Any>, key: &KeyId, hash: &str, k
 }
 
 impl ApiKey {
-    fn from_new(new: &NewApiKey) -> Self {
+    fn from_new(new: &NewApiKey, origin: &KeyOrigin) -> Self {
         let now = crate::time::now();
         ApiKey {
             id: KeyId::generate(),
@@ -125,6 +143,7 @@ impl ApiKey {
             last_used_at: None,
             expires_at: new.expires_at.map(crate::time::truncate),
             revoked_at: None,
+            origin: origin.clone(),
         }
     }
 
@@ -134,6 +153,7 @@ impl ApiKey {
             "prefix": self.prefix.as_str(),
             "permissions": self.permissions.as_ref().map(PermissionSet::to_strings),
             "expires_at": self.expires_at,
+            "created_by": self.origin.created_by,
         })
     }
 }
@@ -141,7 +161,20 @@ impl ApiKey {
 impl Store {
     /// Stores a new key with the hash of its one secret.
     pub async fn create_api_key(&self, new: &NewApiKey, hash: &SecretHash, actor: &Actor) -> Result<ApiKey> {
-        let mut made = self.create_api_keys(&[(new.clone(), *hash)], actor).await?;
+        self.create_api_key_from(new, hash, &KeyOrigin::default(), actor).await
+    }
+
+    /// Stores a new key made by the credential `origin` names (its line is recorded, so
+    /// revoking the access token at its root revokes the key).
+    pub async fn create_api_key_from(
+        &self,
+        new: &NewApiKey,
+        hash: &SecretHash,
+        origin: &KeyOrigin,
+        actor: &Actor,
+    ) -> Result<ApiKey> {
+        let rows = [(new, hash.to_hex(), "sha256")];
+        let mut made = self.insert_api_keys(&rows, origin, "api_key.created", actor).await?;
         Ok(made.pop().expect("one in, one out"))
     }
 
@@ -149,7 +182,7 @@ impl Store {
     /// seed a million keys this way). Each gets its audit event.
     pub async fn create_api_keys(&self, batch: &[(NewApiKey, SecretHash)], actor: &Actor) -> Result<Vec<ApiKey>> {
         let rows: Vec<_> = batch.iter().map(|(new, hash)| (new, hash.to_hex(), "sha256")).collect();
-        self.insert_api_keys(&rows, "api_key.created", actor).await
+        self.insert_api_keys(&rows, &KeyOrigin::default(), "api_key.created", actor).await
     }
 
     /// Stores a key imported from a previous system, keeping its hash format.
@@ -158,7 +191,8 @@ impl Store {
             ImportedHash::Sha256(h) => (h.to_hex(), "sha256"),
             ImportedHash::Bcrypt(b) => (b.as_str().to_owned(), "bcrypt"),
         };
-        let mut made = self.insert_api_keys(&[(new, hash, kind)], "api_key.imported", actor).await?;
+        let mut made =
+            self.insert_api_keys(&[(new, hash, kind)], &KeyOrigin::default(), "api_key.imported", actor).await?;
         Ok(made.pop().expect("one in, one out"))
     }
 
@@ -166,13 +200,14 @@ impl Store {
     async fn insert_api_keys(
         &self,
         rows: &[(&NewApiKey, String, &str)],
+        origin: &KeyOrigin,
         action: &str,
         actor: &Actor,
     ) -> Result<Vec<ApiKey>> {
         let mut tx = self.pool.begin().await?;
         let mut made = Vec::with_capacity(rows.len());
         for (new, hash, hash_kind) in rows {
-            let key = ApiKey::from_new(new);
+            let key = ApiKey::from_new(new, origin);
             insert_key(&mut tx, &key).await?;
             insert_secret(&mut tx, &key.id, hash, hash_kind).await?;
             let event =
@@ -417,6 +452,51 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Which keys a token revocation reaches: those made (directly, or through keys made by
+/// keys) by one access token, or by any token of a family.
+pub(crate) enum MadeBy<'a> {
+    Token(&'a TokenId),
+    Family(&'a FamilyId),
+}
+
+/// Revokes, inside `tx`, the live keys whose line starts at the revoked token or family:
+/// each gets a `key` change (every process drops it) and an `api_key.revoked` event
+/// saying why. Returns their ids.
+pub(crate) async fn revoke_keys_made_by(
+    store: &Store,
+    tx: &mut Transaction<'_, Any>,
+    by: MadeBy<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<KeyId>> {
+    let (column, id, reason) = match by {
+        MadeBy::Token(t) => ("origin_token_id", t.as_str(), "the access token that made it was revoked"),
+        MadeBy::Family(f) => ("origin_family_id", f.as_str(), "the token family that made it was revoked"),
+    };
+    let rows = sqlx::query(&format!(
+        "UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE {column} = $2 AND revoked_at IS NULL \
+         RETURNING id, org_id"
+    ))
+    .bind(to_ms(now))
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut revoked = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key: String = row.try_get("id")?;
+        let org: String = row.try_get("org_id")?;
+        let key = KeyId::parse(&key).ok_or_else(|| corrupt("key id", &key))?;
+        let org = OrgId::parse(&org).ok_or_else(|| corrupt("org id", &org))?;
+        store.record_change(tx, &Change::Key(key.clone())).await?;
+        let actor = Actor { kind: "system".into(), id: None, credential: None };
+        let event = AuditEvent::new(Some(&org), &actor, "api_key.revoked")
+            .target("api_key", &key)
+            .detail(serde_json::json!({ "reason": reason, "origin": id }));
+        insert_event(tx, &event).await?;
+        revoked.push(key);
+    }
+    Ok(revoked)
 }
 
 /// One key's use since the last batch.

@@ -58,6 +58,7 @@ pub use api_keys::{KeyScope, KeyUsage};
 pub use audit::AuditFilter;
 pub use changes::{ChangeListener, LoggedChange, CHANGE_CHANNEL, LISTENER_APPLICATION_NAME};
 pub use db::{Backend, Store};
+pub use members::Standing;
 pub use model::*;
 pub use purge::{PurgeRules, Purged};
 

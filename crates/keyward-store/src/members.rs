@@ -1,9 +1,17 @@
 //! People and their memberships (with roles) in organizations.
+//!
+//! Role changes and removals lock the organization's row first and hand the member's
+//! [`Standing`] to a check supplied by the caller (the server's rules in
+//! `keyward_server::members`), so "only an owner gives or takes `owner`" and "an
+//! organization keeps at least one owner" are decided inside the transaction that
+//! writes, race-free on both backends. A removal revokes the member's keys and tokens
+//! in that organization in the same transaction: removal is final.
 
 use keyward_core::domain::Email;
 use keyward_core::ids::{OrgId, UserId};
+use keyward_core::permission::OWNER_ROLE;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use crate::audit::insert_event;
 use crate::time::{from_ms, to_ms};
@@ -16,11 +24,84 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
     let email: String = row.try_get("email")?;
     Ok(User {
         id: UserId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("user id {id:?}")))?,
-        email: Email::parse(&email).map_err(|e| StoreError::Corrupt(e.0))?,
+        email: Email::from_stored(email),
         display_name: row.try_get("display_name")?,
         password_hash: row.try_get("password_hash")?,
         created_at: from_ms(row.try_get("created_at")?),
     })
+}
+
+/// A member as a membership change sees it, read inside the change's transaction after
+/// the organization's row is locked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Standing {
+    pub kind: PrincipalKind,
+    pub role: String,
+    /// People in the organization holding [`OWNER_ROLE`], this member aside.
+    pub other_owners: i64,
+}
+
+/// Locks the organization's row, then reads the member's standing (`NotFound` when it
+/// is not a member).
+///
+/// Every change of a role or a membership takes this lock first, so two changes in one
+/// organization run one after the other and each sees the other's outcome: two owners
+/// removing each other at the same time cannot both succeed. On PostgreSQL the row lock
+/// makes the second wait, and its next statement reads what the first committed (READ
+/// COMMITTED takes a snapshot per statement); on SQLite the write takes the database's
+/// one write lock. Writing before reading also keeps SQLite from failing a
+/// read-then-write transaction with "database is locked" when another connection
+/// committed in between.
+pub(crate) async fn lock_and_read(tx: &mut Transaction<'_, Any>, org: &OrgId, principal_id: &str) -> Result<Standing> {
+    let locked = sqlx::query("UPDATE orgs SET slug = slug WHERE id = $1").bind(org.as_str()).execute(&mut **tx).await?;
+    if locked.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    let row = sqlx::query("SELECT principal_kind, role FROM memberships WHERE org_id = $1 AND principal_id = $2")
+        .bind(org.as_str())
+        .bind(principal_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let kind: String = row.try_get("principal_kind")?;
+    let other_owners: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM memberships WHERE org_id = $1 AND role = $2 AND principal_kind = 'user' \
+         AND principal_id <> $3",
+    )
+    .bind(org.as_str())
+    .bind(OWNER_ROLE)
+    .bind(principal_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Standing { kind: PrincipalKind::parse(&kind)?, role: row.try_get("role")?, other_owners })
+}
+
+/// Revokes every live API key and OAuth token `principal_id` holds in `org`; returns how
+/// many of each. The caller records the `member` change that makes every cache drop them.
+pub(crate) async fn revoke_credentials_in(
+    tx: &mut Transaction<'_, Any>,
+    org: &OrgId,
+    principal_id: &str,
+) -> Result<(u64, u64)> {
+    let now = to_ms(crate::time::now());
+    let keys = sqlx::query(
+        "UPDATE api_keys SET revoked_at = $3, updated_at = $3 WHERE org_id = $1 AND principal_id = $2 \
+         AND revoked_at IS NULL",
+    )
+    .bind(org.as_str())
+    .bind(principal_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let tokens = sqlx::query(
+        "UPDATE oauth_tokens SET revoked_at = $3 WHERE org_id = $1 AND principal_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(org.as_str())
+    .bind(principal_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok((keys.rows_affected(), tokens.rows_affected()))
 }
 
 impl Store {
@@ -111,59 +192,81 @@ impl Store {
             .await?)
     }
 
-    /// Changes a member's role; the change reaches every cache through the change log.
+    /// Changes a member's role with no rule applied (tests, tools): see
+    /// [`Store::set_role_checked`], which the server and the admin commands use.
     pub async fn set_role(&self, org: &OrgId, principal_id: &str, role: &str, actor: &Actor) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        // Write before reading. On SQLite a transaction that reads and then writes fails
-        // at once with "database is locked" (no busy wait) when another connection — the
-        // server's usage batch — committed in between; a write first takes the write lock
-        // (and on PostgreSQL the row lock), so the old role read next is the one replaced.
-        let locked = sqlx::query("UPDATE memberships SET role = role WHERE org_id = $1 AND principal_id = $2")
-            .bind(org.as_str())
-            .bind(principal_id)
-            .execute(&mut *tx)
-            .await?;
-        if locked.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        let old: String = sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND principal_id = $2")
-            .bind(org.as_str())
-            .bind(principal_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        self.set_role_checked(org, principal_id, role, actor, |_| Ok::<(), StoreError>(())).await.map(drop)
+    }
+
+    /// Removes a member with no rule applied (tests, tools): see
+    /// [`Store::remove_member_checked`].
+    pub async fn remove_member(&self, org: &OrgId, principal_id: &str, actor: &Actor) -> Result<()> {
+        self.remove_member_checked(org, principal_id, actor, |_| Ok::<(), StoreError>(())).await.map(drop)
+    }
+
+    /// Changes a member's role; the change reaches every cache through the change log.
+    ///
+    /// `check` sees the member's [`Standing`] read inside the transaction, with the
+    /// organization locked, and may refuse: rules that depend on the current role or on
+    /// the organization's other owners are decided on what is committed, not on an
+    /// earlier read. Returns the standing before the change.
+    pub async fn set_role_checked<E: From<StoreError>>(
+        &self,
+        org: &OrgId,
+        principal_id: &str,
+        role: &str,
+        actor: &Actor,
+        check: impl FnOnce(&Standing) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Standing, E> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let before = lock_and_read(&mut tx, org, principal_id).await?;
+        check(&before)?;
         sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND principal_id = $3")
             .bind(role)
             .bind(org.as_str())
             .bind(principal_id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(StoreError::from)?;
         self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: principal_id.to_owned() })
             .await?;
         let event = AuditEvent::new(Some(org), actor, "member.role_changed")
             .target("principal", principal_id)
-            .detail(serde_json::json!({ "from": old, "to": role }));
+            .detail(serde_json::json!({ "from": before.role, "to": role }));
         insert_event(&mut tx, &event).await?;
-        tx.commit().await?;
-        Ok(())
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(before)
     }
 
-    /// Removes a member; all its keys in `org` stop working at once.
-    pub async fn remove_member(&self, org: &OrgId, principal_id: &str, actor: &Actor) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND principal_id = $2")
+    /// Removes a member for good: the membership goes, and every API key and OAuth token
+    /// the principal holds in `org` is revoked in the same transaction, so adding it back
+    /// later revives nothing. `check` decides as for [`Store::set_role_checked`]. Returns the
+    /// standing before the removal.
+    pub async fn remove_member_checked<E: From<StoreError>>(
+        &self,
+        org: &OrgId,
+        principal_id: &str,
+        actor: &Actor,
+        check: impl FnOnce(&Standing) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Standing, E> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let before = lock_and_read(&mut tx, org, principal_id).await?;
+        check(&before)?;
+        sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND principal_id = $2")
             .bind(org.as_str())
             .bind(principal_id)
             .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .await
+            .map_err(StoreError::from)?;
+        let (keys, tokens) = revoke_credentials_in(&mut tx, org, principal_id).await?;
         self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: principal_id.to_owned() })
             .await?;
-        let event = AuditEvent::new(Some(org), actor, "member.removed").target("principal", principal_id);
+        let event = AuditEvent::new(Some(org), actor, "member.removed")
+            .target("principal", principal_id)
+            .detail(serde_json::json!({ "role": before.role, "api_keys_revoked": keys, "tokens_revoked": tokens }));
         insert_event(&mut tx, &event).await?;
-        tx.commit().await?;
-        Ok(())
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(before)
     }
 
     /// The organization's members, people first by e-mail.

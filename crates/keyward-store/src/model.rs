@@ -103,6 +103,21 @@ pub struct ApiKey {
     pub last_used_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Which credential made the key, and the access token at the root of its line.
+    pub origin: KeyOrigin,
+}
+
+/// Where a key came from (DESIGN.md: no credential can mint one that outlives it).
+/// `token`/`family`: the OAuth access token whose holder made the key, directly or
+/// through keys made by keys; revoking that token or its family revokes the key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyOrigin {
+    /// `kind:id` of the credential that made the key (`api_key:key_…`,
+    /// `access_token:tok_…`, `client_secret:sa_…`, `session:usr_…`); `None` for an
+    /// admin command's key, an imported one, or one made before this was recorded.
+    pub created_by: Option<String>,
+    pub token: Option<TokenId>,
+    pub family: Option<FamilyId>,
 }
 
 /// A new key to insert.
@@ -158,6 +173,7 @@ impl From<KeyGrant> for CredentialGrant {
             role: found.role,
             secret_hash: found.secret_hash,
             revoked: found.key.revoked_at.is_some(),
+            key_origin: found.key.origin,
         }
     }
 }
@@ -234,6 +250,9 @@ pub struct CredentialGrant {
     pub secret_hash: SecretHash,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked: bool,
+    /// For an API key: where it came from (a key made with it inherits the line);
+    /// empty for other credentials.
+    pub key_origin: KeyOrigin,
 }
 
 /// A service account as listed: never a secret, only what identifies its secrets.

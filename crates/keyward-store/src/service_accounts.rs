@@ -274,6 +274,7 @@ impl Store {
             secret_hash: SecretHash::from_hex(&stored).ok_or_else(|| corrupt("secret hash", "…"))?,
             expires_at: opt_from_ms(row.try_get("expires_at")?),
             revoked: false,
+            key_origin: Default::default(),
         }))
     }
 
@@ -431,17 +432,44 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes an account: its membership, secrets and public keys go, its API keys and
-    /// tokens are revoked, and every cache drops its grants.
+    /// Deletes an account with no rule applied (tests, tools): see
+    /// [`Store::delete_service_account_checked`].
     pub async fn delete_service_account(&self, org: &OrgId, id: &ServiceAccountId, actor: &Actor) -> Result<()> {
-        // Its revocations lock every key and token of the account, in an order of
-        // PostgreSQL's choosing, which can deadlock with a family being revoked.
-        crate::retrying(|| self.delete_service_account_once(org, id, actor)).await
+        self.delete_service_account_checked(org, id, actor, |_| Ok::<(), StoreError>(())).await
     }
 
-    async fn delete_service_account_once(&self, org: &OrgId, id: &ServiceAccountId, actor: &Actor) -> Result<()> {
+    /// Deletes an account: its membership, secrets and public keys go, its API keys and
+    /// tokens are revoked, and every cache drops its grants. `check` sees the account's
+    /// standing read inside the transaction with the organization locked (as
+    /// [`Store::remove_member_checked`]'s does) and may refuse.
+    pub async fn delete_service_account_checked<E: From<StoreError>>(
+        &self,
+        org: &OrgId,
+        id: &ServiceAccountId,
+        actor: &Actor,
+        check: impl Fn(&crate::members::Standing) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        // Its revocations lock every key and token of the account, in an order of
+        // PostgreSQL's choosing, which can deadlock with a family being revoked: a
+        // deadlock victim runs again (the check with it); a refusal does not.
+        crate::retrying(|| self.delete_service_account_once(org, id, actor, &check)).await?
+    }
+
+    /// One attempt: a store error (retried when transient) outside, the check's
+    /// refusal inside.
+    async fn delete_service_account_once<E>(
+        &self,
+        org: &OrgId,
+        id: &ServiceAccountId,
+        actor: &Actor,
+        check: &impl Fn(&crate::members::Standing) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<(), E>> {
         let now = to_ms(crate::time::now());
         let mut tx = self.pool.begin().await?;
+        let before = crate::members::lock_and_read(&mut tx, org, id.as_str()).await?;
+        if let Err(refused) = check(&before) {
+            return Ok(Err(refused));
+        }
         let done = sqlx::query(
             "UPDATE service_accounts SET deleted_at = $1 WHERE id = $2 AND org_id = $3 AND deleted_at IS NULL",
         )
@@ -449,7 +477,8 @@ impl Store {
         .bind(id.as_str())
         .bind(org.as_str())
         .execute(&mut *tx)
-        .await?;
+        .await
+        ?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -470,10 +499,12 @@ impl Store {
             sqlx::query(sql).bind(id.as_str()).bind(now).execute(&mut *tx).await?;
         }
         self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: id.to_string() }).await?;
-        let event = AuditEvent::new(Some(org), actor, "service_account.deleted").target("service_account", id);
+        let event = AuditEvent::new(Some(org), actor, "service_account.deleted")
+            .target("service_account", id)
+            .detail(serde_json::json!({ "role": before.role }));
         insert_event(&mut tx, &event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Records a JWT id seen in an assertion from `issuer`, valid until `expires_at`.

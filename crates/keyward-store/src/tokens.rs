@@ -4,7 +4,8 @@
 //! one marks it used and issues the next pair in the same family. A used refresh token
 //! presented again means two parties hold it (RFC 6819 §5.2.2.3, OAuth 2.1 §4.3.1),
 //! so the whole family is revoked. Revocation writes a `tokens` change, so every cache
-//! drops the family's grants at once.
+//! drops the family's grants at once, and revokes in the same transaction the API keys
+//! the revoked tokens made (each with a `key` change).
 
 use chrono::{DateTime, Utc};
 use keyward_core::ids::{FamilyId, OrgId, TokenId};
@@ -193,6 +194,7 @@ impl Store {
             secret_hash: SecretHash::from_hex(&stored).ok_or_else(|| corrupt("token hash", "…"))?,
             expires_at: Some(info.expires_at),
             revoked: info.revoked,
+            key_origin: Default::default(),
         }))
     }
 
@@ -296,7 +298,7 @@ impl Store {
             }
             let row = sqlx::query(
                 "UPDATE oauth_tokens SET revoked_at = $1 WHERE hash = $2 AND client_id = $3 AND revoked_at IS NULL \
-                 RETURNING kind, family_id",
+                 RETURNING id, kind, family_id",
             )
             .bind(to_ms(now))
             .bind(&hex)
@@ -305,11 +307,16 @@ impl Store {
             .await?;
             let Some(row) = row else { return Ok(None) };
             let kind: String = row.try_get("kind")?;
+            let token_id: String = row.try_get("id")?;
             let family: String = row.try_get("family_id")?;
             let family = FamilyId::parse(&family).ok_or_else(|| corrupt("family id", &family))?;
             if kind == "refresh" {
                 self.revoke_family_in(&mut tx, &family, now).await?;
             } else {
+                let token_id = TokenId::parse(&token_id).ok_or_else(|| corrupt("token id", &token_id))?;
+                // No key outlives the token that made it (DESIGN.md).
+                crate::api_keys::revoke_keys_made_by(self, &mut tx, crate::api_keys::MadeBy::Token(&token_id), now)
+                    .await?;
                 self.record_change(&mut tx, &Change::Tokens(family.clone())).await?;
             }
             tx.commit().await?;
@@ -343,6 +350,8 @@ impl Store {
             .bind(family.as_str())
             .execute(&mut **tx)
             .await?;
+        // No key outlives the tokens that made it (DESIGN.md).
+        crate::api_keys::revoke_keys_made_by(self, tx, crate::api_keys::MadeBy::Family(family), now).await?;
         self.record_change(tx, &Change::Tokens(family.clone())).await
     }
 }

@@ -48,7 +48,7 @@ impl Store {
         let stored: String = row.try_get("hash")?;
         let user = User {
             id: UserId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("user id {id:?}")))?,
-            email: Email::parse(&email).map_err(|e| StoreError::Corrupt(e.0))?,
+            email: Email::from_stored(email),
             display_name: row.try_get("display_name")?,
             // Never needed once signed in, so never read.
             password_hash: None,

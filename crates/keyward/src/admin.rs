@@ -4,7 +4,8 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use keyward_core::domain::{Email, Name, Slug};
-use keyward_store::{Actor, Principal, StoreError};
+use keyward_server::members::{self, Acting, MemberRuleError};
+use keyward_store::{Actor, Org, Principal, StoreError, User};
 use serde_json::json;
 
 use crate::cli::{MemberCommand, OrgCommand, UserCommand};
@@ -96,8 +97,12 @@ pub async fn member(config: Option<&Path>, cmd: MemberCommand) -> anyhow::Result
         MemberCommand::SetRole { member, role, json } => {
             ctx.check_role(&role)?;
             let (org, user) = ctx.member(&member).await?;
-            let old = ctx.role(&org, &user).await?;
-            ctx.store.set_role(&org.id, user.id.as_str(), &role, &Actor::cli()).await?;
+            let roles = &ctx.settings.roles;
+            let before =
+                members::set_role(&ctx.store, roles, &org.id, Acting::Operator, user.id.as_str(), &role, &Actor::cli())
+                    .await
+                    .map_err(|e| member_error(e, &org, &user))?;
+            let old = before.role;
             if json.json {
                 print_json(&json!({ "org": org.slug, "user": user.email, "role": role, "previous_role": old }));
             } else {
@@ -106,15 +111,35 @@ pub async fn member(config: Option<&Path>, cmd: MemberCommand) -> anyhow::Result
         }
         MemberCommand::Remove { member, json } => {
             let (org, user) = ctx.member(&member).await?;
-            let old = ctx.role(&org, &user).await?;
-            ctx.store.remove_member(&org.id, user.id.as_str(), &Actor::cli()).await?;
+            let roles = &ctx.settings.roles;
+            let before = members::remove(&ctx.store, roles, &org.id, Acting::Operator, user.id.as_str(), &Actor::cli())
+                .await
+                .map_err(|e| member_error(e, &org, &user))?;
+            let old = before.role;
             if json.json {
                 print_json(&json!({ "org": org.slug, "user": user.email, "removed": true, "previous_role": old }));
             } else {
-                eprintln!("removed {} from {}; their keys there no longer work", user.email, org.slug);
+                eprintln!(
+                    "removed {} from {}; their keys and tokens there are revoked for good (adding them back revives none)",
+                    user.email, org.slug
+                );
             }
         }
         MemberCommand::List { org, json } => crate::lists::members(&ctx, &org, json.json).await?,
     }
     Ok(())
+}
+
+/// A refused membership change, in words for the person at the terminal.
+fn member_error(e: MemberRuleError, org: &Org, user: &User) -> anyhow::Error {
+    match e {
+        MemberRuleError::LastOwner => anyhow!(
+            "{} is the last owner of {}: make another person owner first (`keyward member set-role --org {} --user EMAIL --role owner`)",
+            user.email,
+            org.slug,
+            org.slug
+        ),
+        MemberRuleError::Store(StoreError::NotFound) => anyhow!("{} is not a member of {}", user.email, org.slug),
+        e => e.into(),
+    }
 }

@@ -49,7 +49,7 @@ pub async fn run(config: Option<&Path>, cmd: ServiceAccountCommand) -> anyhow::R
                 &ctx.settings.roles,
                 min_plan,
                 OrgRef::from(&org),
-                None,
+                keyward_server::members::Acting::Operator,
                 &req,
                 &Actor::cli(),
             )

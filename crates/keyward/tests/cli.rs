@@ -12,6 +12,8 @@ use common::{basic, bearer, Kw, BIN};
 use keyward_store::testing::TestDb;
 
 both_backends!(
+    member_rules_from_the_cli,
+    names_and_emails_are_checked_by_every_command,
     admin_lifecycle_against_a_running_server,
     imported_keys_work_via_basic,
     json_output,
@@ -98,6 +100,108 @@ fn admin_lifecycle_against_a_running_server(db: &TestDb) {
         assert!(!log.contains(secret.as_str()), "a secret reached the log");
         assert!(!String::from_utf8_lossy(&db.dump()).contains(secret.as_str()), "a secret is stored in plain");
     }
+}
+
+/// Fails with one `error:` line on stderr holding `expected`, and nothing on stdout.
+#[track_caller]
+fn refused(out: &std::process::Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+}
+
+/// `member remove` is final (adding the person back revives no key), and the last owner
+/// can be neither removed nor demoted by the admin commands.
+fn member_rules_from_the_cli(db: &TestDb) {
+    let kw = Kw::new(db);
+    kw.ok(&["org", "create", "acme"]);
+    kw.ok(&["user", "create", "boss@acme.test", "--org", "acme", "--role", "owner"]);
+    kw.ok(&["user", "create", "ada@acme.test", "--org", "acme", "--role", "member"]);
+    let key = kw.ok(&["key", "create", "--org", "acme", "--user", "ada@acme.test", "--name", "ci"]);
+    let boss_key = kw.ok(&["key", "create", "--org", "acme", "--user", "boss@acme.test", "--name", "boss"]);
+
+    // The last owner stays.
+    let out = kw.run(&["member", "remove", "--org", "acme", "--user", "boss@acme.test"]);
+    refused(&out, "boss@acme.test is the last owner of acme");
+    let out = kw.run(&["member", "set-role", "--org", "acme", "--user", "boss@acme.test", "--role", "admin"]);
+    refused(&out, "last owner");
+    // With a second owner, the first may step down.
+    kw.ok(&["member", "set-role", "--org", "acme", "--user", "ada@acme.test", "--role", "owner"]);
+    kw.ok(&["member", "set-role", "--org", "acme", "--user", "boss@acme.test", "--role", "admin"]);
+    // Now ada is the last owner.
+    let out = kw.run(&["member", "set-role", "--org", "acme", "--user", "ada@acme.test", "--role", "member"]);
+    refused(&out, "ada@acme.test is the last owner of acme");
+    let json: serde_json::Value = serde_json::from_str(&kw.ok(&[
+        "member",
+        "set-role",
+        "--org",
+        "acme",
+        "--user",
+        "boss@acme.test",
+        "--role",
+        "owner",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json["previous_role"], "admin", "{json}");
+    kw.ok(&["member", "set-role", "--org", "acme", "--user", "ada@acme.test", "--role", "member"]);
+
+    // Removal is final.
+    let server = kw.serve();
+    let (h, v) = bearer(&key);
+    assert_eq!(server.status("/api/v1/me", (h, &v)), 200);
+    kw.ok(&["member", "remove", "--org", "acme", "--user", "ada@acme.test"]);
+    server.until("/api/v1/me", (h, &v), 401, Duration::from_secs(1));
+    let out = kw.run(&["user", "create", "ada@acme.test", "--org", "acme", "--role", "member"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fresh = kw.ok(&["key", "create", "--org", "acme", "--user", "ada@acme.test", "--name", "new"]);
+    let (fh, fv) = bearer(&fresh);
+    server.until("/api/v1/me", (fh, &fv), 200, Duration::from_secs(1));
+    assert_eq!(server.status("/api/v1/me", (h, &v)), 401, "the old key stays revoked after re-adding");
+    let (bh, bv) = bearer(&boss_key);
+    assert_eq!(server.status("/api/v1/me", (bh, &bv)), 200);
+    let out = kw.run(&["member", "remove", "--org", "acme", "--user", "nobody@acme.test"]);
+    refused(&out, "no user nobody@acme.test");
+    server.stop();
+}
+
+/// Every name and e-mail the admin commands store: no control or format characters;
+/// an internationalized domain is kept in punycode.
+fn names_and_emails_are_checked_by_every_command(db: &TestDb) {
+    let kw = Kw::new(db);
+    for c in ['\u{202E}', '\u{200B}', '\u{2028}', '\u{FEFF}'] {
+        refused(&kw.run(&["org", "create", "acme", "--name", &format!("Acme{c}")]), "control or format");
+    }
+    kw.ok(&["org", "create", "acme"]);
+    for c in ['\u{202E}', '\u{200B}', '\u{2028}', '\u{FEFF}'] {
+        let email = format!("ow{c}ner@acme.test");
+        refused(&kw.run(&["user", "create", &email, "--org", "acme"]), "control or format");
+        let name = format!("Ow{c}ner");
+        refused(&kw.run(&["user", "create", "owner@acme.test", "--org", "acme", "--name", &name]), "control or format");
+    }
+    kw.ok(&["user", "create", "owner@acme.test", "--org", "acme", "--role", "owner"]);
+    for c in ['\u{202E}', '\u{FEFF}'] {
+        let name = format!("ci{c}");
+        refused(
+            &kw.run(&["key", "create", "--org", "acme", "--user", "owner@acme.test", "--name", &name]),
+            "control or format",
+        );
+        refused(&kw.run(&["serviceaccount", "add", "--org", "acme", "--name", &name]), "control or format");
+    }
+    // An internationalized domain: stored and shown in punycode, the same person however
+    // it is typed.
+    let out = kw.ok(&["user", "create", "Ada@Bücher.example", "--org", "acme", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["email"], "ada@xn--bcher-kva.example", "{json}");
+    let out = kw.run(&["user", "create", "ada@xn--bcher-kva.example", "--org", "acme"]);
+    refused(&out, "already a member");
+    // `оwner@` with a Cyrillic о beside `owner@`: refused, a look-alike of another address.
+    refused(&kw.run(&["user", "create", "\u{43e}wner@acme.test", "--org", "acme"]), "mixes scripts");
+    // A Cyrillic а in the domain is visibly another domain.
+    let out = kw.ok(&["user", "create", "owner@\u{430}cme.test", "--org", "acme", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(json["email"].as_str().unwrap().starts_with("owner@xn--"), "{json}");
 }
 
 fn imported_keys_work_via_basic(db: &TestDb) {

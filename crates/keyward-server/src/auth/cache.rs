@@ -96,12 +96,14 @@ impl GrantCache {
         *generation += 1;
         let result = match change.clone() {
             Change::Key(id) => self.positive.invalidate_entries_if(move |_, g| g.credential.api_key() == Some(&id)),
+            // The family's access tokens, and the keys its tokens made (revoked with it).
             Change::Tokens(family) => self.positive.invalidate_entries_if(move |_, g| {
                 matches!(&g.credential, keyward_store::CredentialRef::AccessToken { family: f, .. } if *f == family)
+                    || g.key_origin.family.as_ref() == Some(&family)
             }),
-            Change::Member { org_id, principal_id } => self
-                .positive
-                .invalidate_entries_if(move |_, g| g.org_id == org_id && g.principal.id == principal_id),
+            Change::Member { org_id, principal_id } => {
+                self.positive.invalidate_entries_if(move |_, g| g.org_id == org_id && g.principal.id == principal_id)
+            }
             Change::KeyCreated => {
                 self.negative.invalidate_all();
                 return;

@@ -8,7 +8,7 @@ use keyward_core::domain::{Plan, Slug};
 use keyward_core::ids::OrgId;
 use keyward_core::permission::{Permission, PermissionSet, Roles};
 use keyward_core::secret::DisplayPrefix;
-use keyward_store::{CredentialGrant, CredentialRef, Principal};
+use keyward_store::{CredentialGrant, CredentialRef, KeyOrigin, Principal};
 
 use crate::http::error::ApiError;
 
@@ -31,6 +31,8 @@ pub struct Grant {
     /// The credential's own list (a key's permissions, a token's scopes); `None`
     /// inherits everything the principal holds.
     pub own_permissions: Option<PermissionSet>,
+    /// The principal's role in the organization now (`None`: no longer a member).
+    pub role: Option<String>,
     /// What the principal's role holds now.
     pub role_permissions: PermissionSet,
     /// own ∩ role: what the credential may do.
@@ -38,6 +40,9 @@ pub struct Grant {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked: bool,
     pub member: bool,
+    /// For an API key: the credential that made it and the access token at the root of
+    /// its line (a key made with this one inherits the line).
+    pub key_origin: KeyOrigin,
     /// The `/auth/check` and `/api/v1/me` answer for this grant, rendered on first use
     /// and shared by every later request (the grant does not change while cached).
     pub rendered: std::sync::OnceLock<crate::http::identity::Rendered>,
@@ -58,9 +63,11 @@ impl Grant {
             org_plan: found.org_plan,
             own_permissions: found.own_permissions,
             role_permissions,
+            key_origin: found.key_origin,
             effective,
             revoked: found.revoked,
             member: found.role.is_some(),
+            role: found.role,
             rendered: std::sync::OnceLock::new(),
         }
     }

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use crate::keys::{self, Creator, KeyRequest};
+use crate::keys::{self, Creator, KeyRequest, Lineage};
 use crate::state::AppState;
 
 static READ: LazyLock<Permission> = LazyLock::new(|| Permission::parse("api_keys:read").expect("valid"));
@@ -88,7 +88,9 @@ pub struct CreateKeyBody {
     /// A subset of the caller's permissions; left out, the key inherits the owner's
     /// (for a caller that is itself an API key: the caller's own).
     pub permissions: Option<Vec<String>>,
-    /// RFC 3339; must lie in the future.
+    /// RFC 3339; must lie in the future. A caller that itself expires (an API key with
+    /// an expiry, an OAuth access token) cannot go past its own expiry (`422`); left
+    /// out, the new key gets the caller's expiry.
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -151,13 +153,15 @@ pub async fn create(
     let req = KeyRequest { name: body.name, permissions: body.permissions, expires_at: body.expires_at };
     // The caller is an API key: it is restricted to its own effective permissions.
     let creator = Creator { holds: &grant.effective, restricted: true };
-    let (key, secret) = keys::create(
+    // And the new key lives no longer than the credential making it.
+    let (key, secret) = keys::create_from(
         &state.store,
         &state.settings.secrets,
         &state.settings.roles,
         &grant.org_id,
         &grant.principal,
         &creator,
+        &Lineage::of(grant),
         &req,
         &caller.0.actor(),
     )

@@ -10,6 +10,7 @@ use axum::Json;
 use keyward_store::StoreError;
 
 use crate::keys::KeyRuleError;
+use crate::members::MemberRuleError;
 
 /// An error answer. Each variant says its status.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,9 @@ pub enum ApiError {
     /// 409 `conflict`: it already exists.
     #[error("{0}")]
     Conflict(String),
+    /// 409 `last_owner`: the change would leave the organization without an owner.
+    #[error("{0}")]
+    LastOwner(String),
     /// 413 `payload_too_large`.
     #[error("the request body is too large")]
     PayloadTooLarge,
@@ -77,7 +81,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::LastOwner(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -98,6 +102,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BadRequest(_) => "invalid_request",
             ApiError::Conflict(_) => "conflict",
+            ApiError::LastOwner(_) => "last_owner",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
@@ -171,6 +176,17 @@ impl From<KeyRuleError> for ApiError {
                 ApiError::Forbidden(format!("a key cannot be given {p}, which its creator does not hold"))
             }
             KeyRuleError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<MemberRuleError> for ApiError {
+    fn from(e: MemberRuleError) -> Self {
+        match e {
+            MemberRuleError::Invalid(m) => ApiError::Validation(m),
+            MemberRuleError::Forbidden(m) => ApiError::Forbidden(m),
+            e @ MemberRuleError::LastOwner => ApiError::LastOwner(e.to_string()),
+            MemberRuleError::Store(s) => s.into(),
         }
     }
 }

@@ -41,7 +41,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 use tracing::Level;
 
@@ -107,14 +107,56 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), count_responses))
         .layer(CatchPanicLayer::custom(panic_response))
-        // One log line per request at INFO (method, URI, status, latency; never
-        // headers, so no credential). Query strings carry no secrets on any route.
+        // One log line per request at INFO: method, path, the names of the query's
+        // parameters, status, latency. Never a header and never a query value: a key
+        // pasted into a URL (`?api_key=…`) must not reach the log.
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
         )
         .with_state(state)
+}
+
+/// The request log's span: the method, the path and the query's parameter names
+/// ([`query_names`]), so the one line per request says what was asked without any value.
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        query = %query_names(req.uri().query()),
+        version = ?req.version(),
+    )
+}
+
+/// The names of a query string's parameters, in order, comma-separated (`a,b`), each
+/// decoded and shown with `{:?}` escaping; values are dropped. At most 16 names are
+/// listed. A name longer than 24 characters is cut to its first 12 (`…` marks the cut):
+/// a secret pasted as a name (`?kw_…`, 41 characters) is still a name, and a display
+/// prefix is all of it the log may show.
+pub fn query_names(query: Option<&str>) -> String {
+    const MAX_NAMES: usize = 16;
+    const LONG_NAME: usize = 24;
+    const SHOWN_OF_LONG: usize = 12;
+    let Some(query) = query.filter(|q| !q.is_empty()) else { return String::new() };
+    let mut names: Vec<String> = Vec::new();
+    let mut total = 0;
+    for (name, _) in url::form_urlencoded::parse(query.as_bytes()) {
+        total += 1;
+        if names.len() == MAX_NAMES {
+            continue;
+        }
+        let long = name.chars().count() > LONG_NAME;
+        let shown: String = name.chars().take(if long { SHOWN_OF_LONG } else { LONG_NAME }).collect();
+        let cut = if long { "…" } else { "" };
+        let escaped = format!("{shown:?}");
+        names.push(format!("{}{cut}", &escaped[1..escaped.len() - 1]));
+    }
+    if total > MAX_NAMES {
+        names.push(format!("(+{} more)", total - MAX_NAMES));
+    }
+    names.join(",")
 }
 
 async fn count_responses(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -128,4 +170,27 @@ async fn count_responses(State(state): State<AppState>, req: Request, next: Next
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     // The panic message is not echoed: it could quote anything.
     ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_names;
+
+    #[test]
+    fn the_request_log_names_query_parameters_without_values() {
+        assert_eq!(query_names(None), "");
+        assert_eq!(query_names(Some("")), "");
+        let key = "kw_4f8a1c2eABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+        assert_eq!(query_names(Some(&format!("api_key={key}&include_revoked=true"))), "api_key,include_revoked");
+        assert_eq!(query_names(Some("flag&x=%20y")), "flag,x");
+        // A secret pasted as a name shows no more than a display prefix.
+        let shown = query_names(Some(key));
+        assert_eq!(shown, "kw_4f8a1c2eA…");
+        assert!(!shown.contains(&key[12..]));
+        // Escaped, so a name cannot forge a log line.
+        assert_eq!(query_names(Some("a%0Ab=1")), "a\\nb");
+        let many: Vec<String> = (0..20).map(|i| format!("p{i}=v")).collect();
+        let listed = query_names(Some(&many.join("&")));
+        assert!(listed.ends_with(",(+4 more)") && !listed.contains("=v"), "{listed}");
+    }
 }

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiPath, Caller};
+use crate::members::{self, Acting};
 use crate::service_accounts::{self as rules, AccountRequest, OrgRef};
 use crate::state::AppState;
 
@@ -126,7 +127,9 @@ impl From<rules::AccountRuleError> for ApiError {
         match e {
             rules::AccountRuleError::Invalid(m) => ApiError::Validation(m),
             e @ rules::AccountRuleError::PlanTooLow { .. } => ApiError::PlanRequired(e.to_string()),
-            e @ rules::AccountRuleError::RoleNotHeld(_) => ApiError::Forbidden(e.to_string()),
+            e @ (rules::AccountRuleError::RoleNotHeld(_) | rules::AccountRuleError::OwnerOnly) => {
+                ApiError::Forbidden(e.to_string())
+            }
             rules::AccountRuleError::Store(s) => s.into(),
         }
     }
@@ -162,7 +165,7 @@ pub async fn create(
         &state.settings.roles,
         state.settings.service_accounts_min_plan,
         OrgRef { id: &grant.org_id, plan: grant.org_plan },
-        Some(&grant.effective),
+        Acting::Member { role: grant.role.as_deref(), holds: &grant.effective },
         &req,
         &caller.0.actor(),
     )
@@ -172,9 +175,10 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(AccountView::new(account, secret.map(|s| s.expose().to_owned())))))
 }
 
-/// Deletes an account: its secrets, keys and tokens stop working at once.
+/// Deletes an account: its secrets, keys and tokens stop working at once. Only an owner
+/// deletes an owner account.
 #[utoipa::path(delete, path = "/api/v1/service-accounts/{id}", tag = "service-accounts",
-    responses((status = 204), (status = 404, body = super::views::ErrorBody)))]
+    responses((status = 204), (status = 403, body = super::views::ErrorBody), (status = 404, body = super::views::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -182,8 +186,10 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     caller.0.require(&WRITE)?;
     let id = parse_id(&id)?;
-    let org = caller.0.grant().org_id.clone();
-    state.store.delete_service_account(&org, &id, &caller.0.actor()).await?;
+    let grant = caller.0.grant();
+    let org = grant.org_id.clone();
+    let acting = Acting::Member { role: grant.role.as_deref(), holds: &grant.effective };
+    members::delete_service_account(&state.store, &org, acting, &id, &caller.0.actor()).await?;
     state.auth.cache().apply(&Change::Member { org_id: org, principal_id: id.to_string() });
     Ok(StatusCode::NO_CONTENT)
 }

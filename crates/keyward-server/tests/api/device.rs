@@ -112,7 +112,7 @@ fn assert_approved(r: &Reply) {
 
 /// `email` (already a person with a password) approves a fresh `client_id` code for
 /// `org`; the client redeems it. Returns (start, access, refresh).
-async fn approved_tokens(
+pub(crate) async fn approved_tokens(
     app: &TestApp,
     email: &str,
     org: &str,

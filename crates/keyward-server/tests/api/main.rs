@@ -17,6 +17,8 @@
 //!   process; expiry.
 //! - [`usage`]: last-used times, from memory and in the database.
 //! - [`legacy`]: imported plain, SHA-256 and bcrypt keys.
+//! - [`lineage`]: no key outlives the key or access token that made it; revoking the
+//!   token (or its family) revokes those keys.
 //! - [`verify`]: `POST /api/v1/keys/verify`.
 //! - [`audit`]: `GET /api/v1/audit-events`.
 //! - [`org`]: `GET /api/v1/members`.
@@ -44,6 +46,10 @@
 //! - [`web_admin`]: the admin pages: who may reach them, members' roles and removal,
 //!   service accounts (secret shown once, uploaded key, rotate, delete), the audit log,
 //!   CSRF on every form, another organization's ids.
+//! - [`membership`]: removal is final; only an owner gives or takes `owner`; the last
+//!   owner stays, also when two owners remove each other at once.
+//! - [`names`]: no control or format character in a name (API and web forms); a list
+//!   with `*` keeps its explicit entries.
 //! - [`login`]: `/login`, `/logout` and the `/device` page: one failure message, the
 //!   session cookie, local `next` only, CSRF, rate limits, plain pages, bad forms.
 //! - [`purge`]: the background purge of ended rows, and its metrics.
@@ -63,8 +69,11 @@ mod cross_org;
 mod csrf;
 mod device;
 mod legacy;
+mod lineage;
 mod login;
 mod oauth_clients;
+mod membership;
+mod names;
 mod oauth_introspect;
 mod oauth_token;
 mod ops;

@@ -185,13 +185,18 @@ async fn a_removed_member_loses_every_key(db: &TestDb) {
     assert_eq!(app.me_status(&elsewhere.secret, Via::Bearer).await, 200, "her keys in another org");
     assert_eq!(app.me_status(&bobs.secret, Via::Bearer).await, 200, "other people's keys");
 
-    // Re-admitted, the keys follow the new membership at once.
+    // Re-admitted, she gets nothing back: removal revoked the keys for good. A new key
+    // follows the new membership.
     app.store.add_member(&org.id, &ada.principal(), "viewer", &Actor::cli()).await.unwrap();
-    eventually("re-admission reaches the key", ONE_SECOND, || async {
-        app.me_status(&keys[0].secret, Via::Bearer).await == 200
+    let fresh = app.key(&ada, None).await;
+    eventually("re-admission reaches the process", ONE_SECOND, || async {
+        app.me_status(&fresh.secret, Via::Bearer).await == 200
     })
     .await;
-    let me = send(app.get("/api/v1/me").bearer_auth(&keys[0].secret)).await;
+    for k in &keys {
+        assert_eq!(app.me_status(&k.secret, Via::Bearer).await, 401, "an old key stays revoked");
+    }
+    let me = send(app.get("/api/v1/me").bearer_auth(&fresh.secret)).await;
     assert!(!strings(&me.body["permissions"]).contains(&"projects:write".to_owned()), "as a viewer now");
 }
 

@@ -318,4 +318,50 @@ async fn no_plain_client_secret_or_token_in_the_database_or_the_log(db: &TestDb)
     }
 }
 
-both_backends!(no_plain_key_in_the_database_or_the_log, no_plain_client_secret_or_token_in_the_database_or_the_log);
+/// A key put in a query string (`?api_key=…`), or sent in a header, never reaches the
+/// request log: its line holds the method, the path and the parameter names only.
+async fn the_request_log_names_query_parameters_but_never_their_values(db: &TestDb) {
+    capture_logs();
+    let app = spawn_app(db).await;
+    let org = app.org("acme").await;
+    let ada = app.member(&org, "ada@acme.test", "member").await;
+    let key = app.key(&ada, None).await;
+    let header_key = app.key(&ada, None).await;
+    // A name no other test uses, to find this request's line.
+    let marker = format!("m{}", fresh_jti().replace('-', "_"));
+    let marker = &marker[..marker.len().min(24)];
+    let path = format!("/api/v1/me?api_key={}&{marker}=visible-value&flag", key.secret);
+    let r = send(app.get(&path).header(AUTHORIZATION, format!("Bearer {}", header_key.secret))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A key pasted as a parameter name shows no more than its display prefix.
+    let r = send(app.get(&format!("/auth/check?{}&{marker}", key.secret))).await;
+    assert_eq!(r.status, 401);
+    let expected = format!("query=api_key,{marker},flag");
+    let mut log = String::new();
+    eventually("the request's log line", PATIENCE, || {
+        log = captured();
+        let found = log.lines().any(|l| l.contains(&expected) && l.contains("finished processing"));
+        async move { found }
+    })
+    .await;
+    let line = log.lines().find(|l| l.contains(&expected) && l.contains("finished processing")).unwrap().to_owned();
+    assert!(line.contains("method=GET") && line.contains("path=/api/v1/me") && line.contains("status=200"), "{line}");
+    assert!(!line.contains("visible-value"), "a query value in the log: {line}");
+    let cut = format!("query={}…,{marker}", &key.secret[..12]);
+    eventually("the second request's log line", PATIENCE, || {
+        let found = captured().contains(&cut);
+        async move { found }
+    })
+    .await;
+    let log = captured();
+    for secret in [&key.secret, &header_key.secret] {
+        assert_absent(log.as_bytes(), secret, "the request log");
+    }
+    assert!(!log.contains("visible-value"), "a query value in the log");
+}
+
+both_backends!(
+    no_plain_key_in_the_database_or_the_log,
+    no_plain_client_secret_or_token_in_the_database_or_the_log,
+    the_request_log_names_query_parameters_but_never_their_values,
+);

@@ -202,12 +202,18 @@ async fn no_account_exceeds_its_creator(db: &TestDb) {
     }
     let r = app.create_sa_reply(&admin, &json!({"name": "x", "role": "wizard"})).await;
     r.assert_error(422, "validation_failed");
-    // An admin holds `*`, so any role.
-    for role in ["owner", "admin", "member", "viewer"] {
+    // An admin holds `*`, so any role but owner, which only an owner gives.
+    for role in ["admin", "member", "viewer"] {
         let r = app.create_sa_reply(&admin, &json!({"name": role, "role": role})).await;
         assert_eq!(r.status, 201, "{role}: {}", r.text);
         assert_eq!(r.body["role"], role);
     }
+    let r = app.create_sa_reply(&admin, &json!({"name": "owner", "role": "owner"})).await;
+    r.assert_error(403, "insufficient_scope");
+    let owner = app.member(&org, "owner@acme.test", "owner").await;
+    let owner_key = app.key(&owner, None).await;
+    let r = app.create_sa_reply(&owner_key, &json!({"name": "owner", "role": "owner"})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(list(&app, &admin).await.len(), 4);
 }
 

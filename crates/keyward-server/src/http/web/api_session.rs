@@ -67,6 +67,7 @@ pub async fn identity(state: &AppState, parts: &Parts) -> Result<Option<Identity
         secret_hash: SecretHash::of(&session),
         expires_at: None,
         revoked: false,
+        key_origin: Default::default(),
     };
     Ok(Some(Identity::new(Arc::new(Grant::from_found(found, &state.settings.roles)), Via::SessionCookie)))
 }

@@ -55,6 +55,11 @@ impl Person {
         Permission::parse(p).is_ok_and(|p| self.holds.allows(&p))
     }
 
+    /// The person as the membership rules see them ([`crate::members`]).
+    pub fn acting(&self) -> crate::members::Acting<'_> {
+        crate::members::Acting::Member { role: Some(&self.role), holds: &self.holds }
+    }
+
     /// The audit actor: the person, through the web UI.
     pub fn actor(&self) -> keyward_store::Actor {
         keyward_store::Actor {

@@ -1,24 +1,28 @@
 //! `/admin/members…`: the organization's people and service accounts with their roles;
 //! change a role, remove a person after a confirmation.
 //!
-//! Rules: the new role's permissions must all be held by the admin, and so must the
-//! member's current role's (nobody changes or removes someone stronger than
-//! themselves); nobody changes their own role or removes themselves (another admin
-//! must); a service account is removed by deleting it on its own page. A change takes
-//! effect at once: the store writes the change row other instances follow, and this
-//! instance's cache drops the member's grants.
+//! Rules: those of [`crate::members`], shared with the API and the CLI — the new role's
+//! permissions must all be held by the admin, and so must the member's current role's
+//! (nobody changes or removes someone stronger than themselves); only an owner gives
+//! or takes `owner`; the last owner stays (`409`). On top, for the pages: nobody
+//! changes their own role or removes themselves (another admin must); a service
+//! account is removed by deleting it on its own page. A removal revokes the member's
+//! keys and tokens here for good. A change takes effect at once: the store writes the
+//! change row other instances follow, and this instance's cache drops the member's
+//! grants.
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
-use keyward_store::{Change, Member, PrincipalKind, StoreError};
+use keyward_store::{Change, Member, PrincipalKind};
 
 use super::super::app::{back_of, Nav, Person};
 use super::super::keys::{ConfirmPage, When};
 use super::super::{check_csrf, html, query_param, read_form, redirect, WebError};
-use super::{admin_or_return, givable_roles};
+use super::{admin_or_return, givable_roles, member_refusal};
+use crate::members::{self, MemberRuleError};
 use crate::state::AppState;
 
 /// The page's own permission; changes need [`super::ADMIN`], which every admin page needs.
@@ -50,11 +54,6 @@ struct MembersPage<'a> {
     error: Option<&'a str>,
 }
 
-/// Whether `p` may act on a member whose role is `role`: they must hold all it holds.
-fn within_reach(state: &AppState, p: &Person, role: &str) -> bool {
-    givable_roles(&state.settings.roles, &p.holds).iter().any(|r| r == role)
-}
-
 async fn members_page(
     state: &AppState,
     p: &Person,
@@ -63,7 +62,7 @@ async fn members_page(
     error: Option<&str>,
 ) -> Result<Response, WebError> {
     let now = Utc::now();
-    let givable = givable_roles(&state.settings.roles, &p.holds);
+    let givable = givable_roles(&state.settings.roles, p);
     let you = p.user.id.to_string();
     let members = state
         .store
@@ -72,7 +71,7 @@ async fn members_page(
         .into_iter()
         .map(|m| {
             let is_you = m.principal.kind == PrincipalKind::User && m.principal.id == you;
-            let reachable = !is_you && givable.contains(&m.role);
+            let reachable = !is_you && p.acting().may_take(&state.settings.roles, &m.role).is_ok();
             let is_account = m.principal.kind == PrincipalKind::ServiceAccount;
             MemberRow {
                 id: m.principal.id,
@@ -126,28 +125,28 @@ pub async fn set_role(
         return Err(WebError::BadRequest("you cannot change your own role; ask another admin of this organization"));
     }
     let role = form.get("role").unwrap_or_default();
-    if state.settings.roles.role(role).is_none() {
-        let known: Vec<&str> = state.settings.roles.names().collect();
-        let message = format!("there is no role {role:?}; choose one of {}", known.join(", "));
-        return members_page(&state, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(&message)).await;
-    }
-    if !within_reach(&state, &p, role) {
-        return Err(WebError::Forbidden("you cannot give a role that holds permissions you lack"));
-    }
-    if !within_reach(&state, &p, &member.role) {
-        return Err(WebError::Forbidden("you cannot change the role of a member who holds permissions you lack"));
-    }
     if role != member.role {
-        match state.store.set_role(&p.org.id, &member.principal.id, role, &p.actor()).await {
-            Err(StoreError::NotFound) => return Err(WebError::NotFound),
-            other => other?,
+        let changed = members::set_role(
+            &state.store,
+            &state.settings.roles,
+            &p.org.id,
+            p.acting(),
+            &member.principal.id,
+            role,
+            &p.actor(),
+        )
+        .await;
+        if let Err(e) = changed {
+            let (status, message) = member_refusal(e)?;
+            return members_page(&state, &p, status, None, Some(&message)).await;
         }
         state.auth.cache().apply(&Change::Member { org_id: p.org.id.clone(), principal_id: member.principal.id });
     }
     Ok(redirect("/admin/members?done=role", &p.cookies))
 }
 
-/// Refuses removing `member`: oneself, a stronger member, or a service account.
+/// Refuses removing `member` before asking: oneself, a service account, or someone out
+/// of reach (the rules are checked again, inside the removal's transaction).
 fn check_removable(state: &AppState, p: &Person, member: &Member) -> Result<(), WebError> {
     if is_you(p, member) {
         return Err(WebError::BadRequest("you cannot remove yourself; ask another admin of this organization"));
@@ -155,8 +154,10 @@ fn check_removable(state: &AppState, p: &Person, member: &Member) -> Result<(), 
     if member.principal.kind == PrincipalKind::ServiceAccount {
         return Err(WebError::BadRequest("delete a service account on the Service accounts page"));
     }
-    if !within_reach(state, p, &member.role) {
-        return Err(WebError::Forbidden("you cannot remove a member who holds permissions you lack"));
+    if p.acting().may_take(&state.settings.roles, &member.role).is_err() {
+        return Err(WebError::Forbidden(
+            "you cannot remove this member: their role holds permissions you lack, or they are an owner",
+        ));
     }
     Ok(())
 }
@@ -171,7 +172,7 @@ pub async fn confirm_remove(
     let member = member_of_org(&state, &p, &id).await?;
     check_removable(&state, &p, &member)?;
     let text = format!(
-        "Removing {} ({}) from {} is immediate: every API key and token they hold here stops working at once. \
+        "Removing {} ({}) from {} is immediate and final: every API key and token they hold here is revoked at once. \
          They can be added again later, but their keys stay revoked.",
         member.label, member.role, p.org.slug
     );
@@ -198,9 +199,15 @@ pub async fn remove(State(state): State<AppState>, Path(id): Path<String>, req: 
     }
     let member = member_of_org(&state, &p, &id).await?;
     check_removable(&state, &p, &member)?;
-    match state.store.remove_member(&p.org.id, &member.principal.id, &p.actor()).await {
-        Ok(()) | Err(StoreError::NotFound) => {}
-        Err(e) => return Err(e.into()),
+    let removed =
+        members::remove(&state.store, &state.settings.roles, &p.org.id, p.acting(), &member.principal.id, &p.actor())
+            .await;
+    match removed {
+        Ok(_) | Err(MemberRuleError::Store(keyward_store::StoreError::NotFound)) => {}
+        Err(e) => {
+            let (status, message) = member_refusal(e)?;
+            return members_page(&state, &p, status, None, Some(&message)).await;
+        }
     }
     state.auth.cache().apply(&Change::Member { org_id: p.org.id.clone(), principal_id: member.principal.id });
     Ok(redirect("/admin/members?done=removed", &p.cookies))

@@ -24,9 +24,9 @@ pub mod audit;
 pub mod members;
 pub mod service_accounts;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use keyward_core::permission::{PermissionSet, Roles};
+use keyward_core::permission::Roles;
 
 use super::app::{person, Person};
 use super::WebError;
@@ -57,15 +57,11 @@ pub fn require_admin(p: &Person, page: &str) -> Result<(), WebError> {
     p.require(page)
 }
 
-/// The roles someone holding `holds` may give: those whose every permission they hold
-/// (nobody makes a member, or an account, stronger than themselves). In the
-/// configuration's order.
-pub fn givable_roles(roles: &Roles, holds: &PermissionSet) -> Vec<String> {
-    roles
-        .names()
-        .filter(|name| roles.role(name).is_some_and(|perms| perms.iter().all(|p| holds.allows(p))))
-        .map(str::to_owned)
-        .collect()
+/// The roles `p` may give: those whose every permission they hold (nobody makes a
+/// member, or an account, stronger than themselves), and `owner` only for an owner
+/// ([`crate::members`]). In the configuration's order.
+pub fn givable_roles(roles: &Roles, p: &Person) -> Vec<String> {
+    crate::members::givable_roles(roles, p.acting())
 }
 
 /// `admin(…)` or return its redirect to `/login`.
@@ -79,22 +75,15 @@ macro_rules! admin_or_return {
 }
 pub(crate) use admin_or_return;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn roles() -> Roles {
-        Roles::default()
-    }
-
-    #[test]
-    fn an_admin_may_give_every_role_a_member_only_weaker_ones() {
-        let r = roles();
-        assert_eq!(givable_roles(&r, &r.permissions_of("admin")), vec!["admin", "member", "owner", "viewer"]);
-        let member = givable_roles(&r, &r.permissions_of("member"));
-        assert!(member.contains(&"member".to_owned()) && member.contains(&"viewer".to_owned()), "{member:?}");
-        assert!(!member.contains(&"admin".to_owned()) && !member.contains(&"owner".to_owned()), "{member:?}");
-        assert_eq!(givable_roles(&r, &r.permissions_of("viewer")), vec!["viewer"]);
-        assert!(givable_roles(&r, &r.permissions_of("no such role")).is_empty());
+/// The status and message of a refused membership change ([`crate::members`]): `403` not
+/// allowed, `409` the last owner, `422` an unknown role; a store failure stays an error.
+pub fn member_refusal(e: crate::members::MemberRuleError) -> Result<(StatusCode, String), WebError> {
+    use crate::members::MemberRuleError;
+    match e {
+        MemberRuleError::Invalid(m) => Ok((StatusCode::UNPROCESSABLE_ENTITY, m)),
+        MemberRuleError::Forbidden(m) => Ok((StatusCode::FORBIDDEN, m)),
+        e @ MemberRuleError::LastOwner => Ok((StatusCode::CONFLICT, e.to_string())),
+        MemberRuleError::Store(keyward_store::StoreError::NotFound) => Err(WebError::NotFound),
+        MemberRuleError::Store(e) => Err(e.into()),
     }
 }

@@ -23,8 +23,9 @@ use keyward_store::{Change, ServiceAccount, StoreError};
 use super::super::app::{back_of, Nav, Person};
 use super::super::keys::{ConfirmPage, When};
 use super::super::{check_csrf, html, query_param, read_form, redirect, WebError};
-use super::{admin_or_return, givable_roles};
+use super::{admin_or_return, givable_roles, member_refusal};
 use crate::http::oauth::params::Params;
+use crate::members::{self, MemberRuleError};
 use crate::service_accounts::{self as rules, AccountRequest, AccountRuleError, OrgRef, DEFAULT_ROLE};
 use crate::state::AppState;
 
@@ -125,7 +126,7 @@ async fn accounts_page(state: &AppState, p: &Person, form: Form<'_>) -> Result<R
     let now = Utc::now();
     let accounts =
         state.store.service_accounts(&p.org.id).await?.into_iter().map(|a| AccountRow::new(a, now)).collect();
-    let roles = givable_roles(&state.settings.roles, &p.holds);
+    let roles = givable_roles(&state.settings.roles, p);
     let default_role =
         if roles.iter().any(|r| r == DEFAULT_ROLE) { DEFAULT_ROLE } else { roles.first().map_or("", String::as_str) };
     let page = AccountsPage {
@@ -217,7 +218,7 @@ fn account_request(form: &Params) -> Result<AccountRequest, &'static str> {
 fn refusal(e: AccountRuleError) -> Result<(StatusCode, String), WebError> {
     match e {
         AccountRuleError::Invalid(m) => Ok((StatusCode::UNPROCESSABLE_ENTITY, m)),
-        e @ (AccountRuleError::PlanTooLow { .. } | AccountRuleError::RoleNotHeld(_)) => {
+        e @ (AccountRuleError::PlanTooLow { .. } | AccountRuleError::RoleNotHeld(_) | AccountRuleError::OwnerOnly) => {
             Ok((StatusCode::FORBIDDEN, e.to_string()))
         }
         AccountRuleError::Store(StoreError::NotFound) => Err(WebError::NotFound),
@@ -243,7 +244,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
             &state.settings.roles,
             state.settings.service_accounts_min_plan,
             OrgRef::from(&p.org),
-            Some(&p.holds),
+            p.acting(),
             &account,
             &p.actor(),
         )
@@ -361,9 +362,13 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>, req: 
         return Err(WebError::BadRequest("confirm the deletion on the confirmation page"));
     }
     let account = own_account(&state, &p, &id).await?;
-    match state.store.delete_service_account(&p.org.id, &account.id, &p.actor()).await {
-        Ok(()) | Err(StoreError::NotFound) => {}
-        Err(e) => return Err(e.into()),
+    let deleted = members::delete_service_account(&state.store, &p.org.id, p.acting(), &account.id, &p.actor()).await;
+    match deleted {
+        Ok(()) | Err(MemberRuleError::Store(StoreError::NotFound)) => {}
+        Err(e) => {
+            let (status, message) = member_refusal(e)?;
+            return accounts_page(&state, &p, Form { status, name: "", notice: None, error: Some(&message) }).await;
+        }
     }
     state.auth.cache().apply(&Change::Member { org_id: p.org.id.clone(), principal_id: account.id.to_string() });
     Ok(redirect("/admin/service-accounts?done=deleted", &p.cookies))
