@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `invalid_request` | 400 | `invalid_request` — missing, repeated or unreadable parameter; two client authentication methods |
 //! | `too_large` | 413 | `invalid_request` — the body is over the limit |
-//! | `invalid_client` | 401 | `invalid_client` — client authentication failed; a `WWW-Authenticate: Basic` challenge when the client tried Basic |
+//! | `invalid_client` | 401 | `invalid_client` — client authentication failed; always with a `WWW-Authenticate: Basic` challenge (RFC 9110 §15.5.2), which RFC 6749 §5.2 requires when the client tried Basic |
 //! | `unknown_public_client` | 400 | `invalid_client` — a client id that is not a device-flow client, named without authentication |
 //! | `device` | 400 | `authorization_pending`, `slow_down`, `access_denied`, `expired_token` (RFC 8628 §3.5) |
 //! | `invalid_grant` | 400 | `invalid_grant` — the grant (assertion, refresh token) is invalid, expired, revoked, reused or another client's |
@@ -104,7 +104,9 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "error_description": self.description });
         let mut response = super::json(self.status, body);
-        if self.basic_challenge {
+        // RFC 9110 §15.5.2: a 401 names a scheme the client can use, also when the client
+        // authenticated in the body or not at all; Basic is the one these endpoints read.
+        if self.basic_challenge || self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\""));
