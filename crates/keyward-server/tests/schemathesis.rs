@@ -171,11 +171,6 @@ async fn run(st: &Path, target: &Target, with_key: bool, dir: &Path) -> Result<S
     }
 }
 
-/// The summary at the end of a report (the lines after `SUMMARY`).
-fn summary(report: &str) -> &str {
-    report.find("SUMMARY").map_or(report, |at| &report[at..])
-}
-
 async fn conforms(db: &TestDb) {
     let st = match schemathesis().await {
         Ok(st) => st,
@@ -194,7 +189,7 @@ async fn conforms(db: &TestDb) {
         let started = Instant::now();
         match run(&st, &target, with_key, dir.path()).await {
             Ok(report) => {
-                println!("schemathesis {what}: passed in {:.0?}\n{}", started.elapsed(), summary(&report));
+                println!("schemathesis {what}: passed in {:.0?}\n{report}", started.elapsed());
                 // A run that reached no operation would pass too: it must have tested them all.
                 let tested = format!("Tested: {operations}\n");
                 assert!(report.contains(&tested), "{what}: not all {operations} operations were tested:\n{report}");
