@@ -786,6 +786,7 @@ pub mod operations {
 
 #[cfg(test)]
 mod tests {
+    use keyward_core::permission::Roles;
     use serde_json::Value;
 
     use super::document;

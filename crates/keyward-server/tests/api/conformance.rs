@@ -25,7 +25,9 @@ async fn every_oauth_401_names_a_scheme(db: &TestDb) {
     let viewer_org = app.org("other").await;
     let viewer = app.member(&viewer_org, "v@other.test", "viewer").await;
     let no_verify = app.key(&viewer, None).await;
-    let cases: Vec<(&str, &str, Option<String>, Vec<(&str, &str)>)> = vec![
+    // (what, path, Authorization, form)
+    type Case<'a> = (&'a str, &'a str, Option<String>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         (
             "client_secret_post with a wrong secret",
             "/oauth/token",
