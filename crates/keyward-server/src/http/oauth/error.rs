@@ -29,8 +29,9 @@ pub struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: String,
-    /// Add `WWW-Authenticate: Basic realm="keyward"` (RFC 6749 §5.2: the client
-    /// authenticated, or tried to, with the Authorization header).
+    /// The client authenticated, or tried to, with the Authorization header: RFC 6749
+    /// §5.2 then asks for `WWW-Authenticate: Basic realm="keyward"`. (Every 401 carries
+    /// it anyway; see `into_response`.)
     basic_challenge: bool,
 }
 
