@@ -185,7 +185,8 @@ async fn conforms(db: &TestDb) {
     let operations: usize =
         doc["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum::<usize>() - 1;
     for with_key in [true, false] {
-        let what = if with_key { "with the key" } else { "without a credential" };
+        let backend = if db.url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
+        let what = format!("{backend}, {}", if with_key { "with the key" } else { "without a credential" });
         let started = Instant::now();
         match run(&st, &target, with_key, dir.path()).await {
             Ok(report) => {
