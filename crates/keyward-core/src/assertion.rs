@@ -321,7 +321,10 @@ impl PublicKey {
             };
             let (material, kid) = parse_jwk(obj).map_err(at)?;
             let kid = match kid {
-                Some(kid) => kid,
+                Some(kid) => {
+                    check_kid(&kid).map_err(at)?;
+                    kid
+                }
                 None => material.thumbprint().map_err(at)?,
             };
             if out.iter().any(|k| k.kid == kid) {
@@ -1060,7 +1063,7 @@ mod tests {
         let a = public("ec_public.pem", "a");
         let b = public("ed25519_public.pem", "b");
         let set = json!({"keys": [a.to_jwk_value(), b.to_jwk_value()]}).to_string();
-        assert_eq!(PublicKey::parse_many(&set).unwrap(), vec![a.clone(), b]);
+        assert_eq!(PublicKey::parse_many(&set).unwrap(), vec![a.clone(), b.clone()]);
         assert_eq!(PublicKey::parse_many(&a.to_stored()).unwrap(), vec![a.clone()]);
         let pem = PublicKey::parse_many(&testdata("rsa_public.pem")).unwrap();
         assert_eq!(pem.len(), 1);
@@ -1072,6 +1075,13 @@ mod tests {
         let bad = json!({"keys": [a.to_jwk_value(), {"kty": "oct", "k": "c2VjcmV0"}]}).to_string();
         assert!(PublicKey::parse_many(&bad).unwrap_err().0.starts_with("key 2:"));
         assert!(PublicKey::parse(&set, None).is_err(), "parse takes one key");
+        // A set's own kids follow the same rule as a given one.
+        for kid in ["", "a\u{0}b", "line\nbreak", &"k".repeat(MAX_KID_CHARS + 1)] {
+            let mut jwk = b.to_jwk_value();
+            jwk["kid"] = json!(kid);
+            let set = json!({"keys": [a.to_jwk_value(), jwk]}).to_string();
+            assert!(PublicKey::parse_many(&set).unwrap_err().0.starts_with("key 2: a key id is"), "{kid:?}");
+        }
     }
 
     #[test]

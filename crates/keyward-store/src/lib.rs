@@ -118,6 +118,13 @@ where
     }
 }
 
+/// Whether a text can be in a column at all: PostgreSQL's `text` cannot hold U+0000
+/// (SQLite's can, but keyward never writes one), so a lookup by such a value must find
+/// nothing, on both backends alike, instead of failing with a database error on one.
+pub(crate) fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 /// Maps a unique violation to `Conflict(what)`, anything else to `Database`.
 pub(crate) fn conflict_as(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match e.as_database_error() {

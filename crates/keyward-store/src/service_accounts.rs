@@ -208,6 +208,9 @@ impl Store {
 
     /// A live account by its OAuth client id, with what client authentication needs.
     pub async fn client_by_id(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+        if !crate::storable(client_id) {
+            return Ok(None);
+        }
         let Some(row) = sqlx::query(&format!("{ACCOUNT_SELECT} WHERE a.client_id = $1 AND a.deleted_at IS NULL"))
             .bind(client_id)
             .fetch_optional(&self.pool)
@@ -411,6 +414,9 @@ impl Store {
 
     /// Removes a registered public key: assertions signed with it are refused from now.
     pub async fn remove_public_key(&self, org: &OrgId, id: &ServiceAccountId, kid: &str, actor: &Actor) -> Result<()> {
+        if !crate::storable(kid) {
+            return Err(StoreError::NotFound);
+        }
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "DELETE FROM service_account_keys WHERE kid = $1 AND account_id = \

@@ -371,6 +371,8 @@ async fn service_account_with_a_secret(store: &Store) {
     assert_eq!((&client.org_slug, client.org_plan), (&org.slug, Plan::Pro));
     assert_eq!(client.secret_hashes, vec![(plain.hash().to_hex(), "sha256".to_owned(), None)]);
     assert!(store.client_by_id("nobody").await.unwrap().is_none());
+    // A client id no column can hold (PostgreSQL's text has no NUL) names nothing.
+    assert!(store.client_by_id("a\0b").await.unwrap().is_none());
 
     // Given a role like a person.
     store.set_role(&org.id, account.id.as_str(), "viewer", &Actor::cli()).await.unwrap();
@@ -431,6 +433,10 @@ async fn service_account_with_public_keys(store: &Store) {
     ));
     assert!(matches!(
         store.remove_public_key(&other.id, &account.id, "second", &Actor::cli()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.remove_public_key(&org.id, &account.id, "sec\0ond", &Actor::cli()).await,
         Err(StoreError::NotFound)
     ));
     store.remove_public_key(&org.id, &account.id, "second", &Actor::cli()).await.unwrap();

@@ -83,10 +83,12 @@ pub struct KeyWithSecret {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyBody {
-    /// 1–100 characters.
+    /// 1–100 characters after trimming, no control characters.
+    #[schema(min_length = 1)]
     pub name: String,
     /// A subset of the caller's permissions; left out, the key inherits the owner's
     /// (for a caller that is itself an API key: the caller's own).
+    #[schema(value_type = Option<Vec<super::openapi::PermissionName>>)]
     pub permissions: Option<Vec<String>>,
     /// RFC 3339; must lie in the future. A caller that itself expires (an API key with
     /// an expiry, an OAuth access token) cannot go past its own expiry (`422`); left
@@ -99,6 +101,7 @@ pub struct CreateKeyBody {
 pub struct RollBody {
     /// How long the old secret keeps working (0–604800 s, default 0).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 604800, default = 0)]
     pub grace_seconds: i64,
 }
 
@@ -108,6 +111,12 @@ pub struct ListQuery {
     #[serde(default)]
     include_revoked: bool,
 }
+
+// The document's shared texts for these routes.
+const READ_403: &str = "`insufficient_scope`: the key's own list does not name `api_keys:read`.";
+const WRITE_403: &str = "`insufficient_scope`: the key's own list does not name `api_keys:write`, or the session \
+    cookie without `X-CSRF-Token`.";
+const KEY_404: &str = "`not_found`: a malformed id, another organization's or principal's key, or a revoked one.";
 
 fn own_scope(caller: &Caller) -> KeyScope {
     let grant = caller.0.grant();
@@ -119,9 +128,11 @@ fn parse_id(id: &str) -> Result<KeyId, ApiError> {
 }
 
 /// The caller's keys, newest first.
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys",
-    params(("include_revoked" = Option<bool>, Query, description = "also list revoked keys, with revoked_at")),
-    responses((status = 200, body = KeyList), (status = 401, body = super::views::ErrorBody), (status = 403, body = super::views::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/api-keys", operation_id = "list_api_keys", tag = "api-keys",
+    params(("include_revoked" = Option<bool>, Query,
+        description = "Also list revoked keys, each with `revoked_at` (default `false`).")),
+    responses((status = 200, body = KeyList, description = "The caller's keys."),
+        (status = 403, body = super::views::ErrorBody, description = READ_403)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -141,8 +152,13 @@ pub async fn list(
 }
 
 /// Makes a key for the caller; the secret is in this response only.
-#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateKeyBody,
-    responses((status = 201, body = KeyWithSecret), (status = 403, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/api-keys", operation_id = "create_api_key", tag = "api-keys", request_body = CreateKeyBody,
+    responses((status = 201, body = KeyWithSecret, description = "The key, with its secret in `key`."),
+        (status = 403, body = super::views::ErrorBody, description = "`insufficient_scope`: the key's own list does not \
+            name `api_keys:write`; a permission the caller does not hold; or the session cookie without `X-CSRF-Token`."),
+        (status = 422, body = super::views::ErrorBody, description = "`validation_failed`: a bad name, a malformed or \
+            unknown permission, an expiry not in the future or later than the creating credential's own, a wrong type \
+            or an unknown field.")))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -171,8 +187,10 @@ pub async fn create(
 }
 
 /// Revokes one of the caller's keys, at once and for good.
-#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = super::views::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", operation_id = "revoke_api_key", tag = "api-keys", params(("id" = String, Path, pattern = r"^key_[0-9a-f]{32}$", description = "The key's id.")),
+    responses((status = 204, description = "Revoked."),
+        (status = 403, body = super::views::ErrorBody, description = WRITE_403),
+        (status = 404, body = super::views::ErrorBody, description = KEY_404)))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -188,9 +206,15 @@ pub async fn revoke(
 
 /// A new secret for the same key; the old one works for `grace_seconds` more. Of
 /// simultaneous rolls of one key one wins; the others answer `409 conflict`.
-#[utoipa::path(post, path = "/api/v1/api-keys/{id}/roll", tag = "api-keys", params(("id" = String, Path)),
-    request_body(content = Option<RollBody>),
-    responses((status = 200, body = KeyWithSecret), (status = 404, body = super::views::ErrorBody), (status = 409, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/api-keys/{id}/roll", operation_id = "roll_api_key", tag = "api-keys", params(("id" = String, Path, pattern = r"^key_[0-9a-f]{32}$", description = "The key's id.")),
+    request_body(content = Option<RollBody>, description = "Optional: no body is the same as `{}`."),
+    responses((status = 200, body = KeyWithSecret, description = "The key, with its new secret in `key`."),
+        (status = 403, body = super::views::ErrorBody, description = WRITE_403),
+        (status = 404, body = super::views::ErrorBody, description = KEY_404),
+        (status = 409, body = super::views::ErrorBody,
+            description = "`conflict`: the key was rolled or revoked by another request at the same time."),
+        (status = 422, body = super::views::ErrorBody,
+            description = "`validation_failed`: `grace_seconds` out of range, a wrong type or an unknown field.")))]
 pub async fn roll(
     State(state): State<AppState>,
     caller: Caller,

@@ -63,8 +63,8 @@ impl Rendered {
 }
 
 /// The caller: principal, organization, effective permissions, credential.
-#[utoipa::path(get, path = "/api/v1/me", tag = "identity",
-    responses((status = 200, body = CallerView), (status = 401, body = super::views::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/me", operation_id = "get_me", tag = "identity",
+    responses((status = 200, body = CallerView, description = "The caller.")))]
 pub async fn me(caller: Caller) -> Response<Body> {
     Rendered::of(caller.0.grant()).response(false)
 }
@@ -83,14 +83,19 @@ pub const CREDENTIAL: HeaderName = HeaderName::from_static("x-keyward-credential
 
 /// Authenticates the request's own credential (any method). `200` with the
 /// `X-Keyward-*` headers and the same facts as JSON, or `401`/`403`.
-#[utoipa::path(get, path = "/auth/check", tag = "identity",
-    params(("permission" = Option<String>, Query, description = "a permission the credential must carry")),
-    responses((status = 200, body = CallerView,
-        headers(("X-Keyward-Principal" = String, description = "principal id"),
-                ("X-Keyward-Org" = String, description = "organization slug"),
-                ("X-Keyward-Permissions" = String, description = "comma-separated effective permissions"),
-                ("X-Keyward-Credential" = String, description = "kind:id of the credential"))),
-        (status = 401, body = super::views::ErrorBody), (status = 403, body = super::views::ErrorBody)))]
+///
+/// The forward-auth endpoint: it answers every method the same way. Query parameters
+/// other than `permission` are ignored (a proxy may forward the original query).
+#[utoipa::path(get, path = "/auth/check", tag = "identity", operation_id = "check_get",
+    params(("permission" = Option<super::openapi::PermissionName>, Query,
+        description = "A permission the credential's effective permissions must allow (`403` otherwise).")),
+    responses((status = 200, body = CallerView, description = "The caller, as JSON and as headers.",
+        headers(("X-Keyward-Principal" = String, description = "The principal's id."),
+                ("X-Keyward-Org" = String, description = "The organization's slug."),
+                ("X-Keyward-Permissions" = String, description = "The effective permissions, comma-separated."),
+                ("X-Keyward-Credential" = String, description = "`kind:id` of the credential."))),
+        (status = 403, body = super::views::ErrorBody,
+            description = "`insufficient_scope`: the credential does not carry `permission`.")))]
 pub async fn check(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,

@@ -11,6 +11,7 @@
 //! - [`verify`]: `/api/v1/keys/verify`.
 //! - [`org`]: `/api/v1/members`, `/api/v1/audit-events`.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`, `/api/v1/openapi.json`.
+//! - [`openapi`]: the OpenAPI document of all of the above.
 //! - [`protected_resource`]: `/.well-known/oauth-protected-resource` (RFC 9728).
 //! - [`service_accounts`]: `/api/v1/service-accounts…`.
 //! - [`oauth`]: `/oauth/token`, `/oauth/introspect`, `/oauth/revoke`,
@@ -24,6 +25,7 @@ pub mod error;
 pub mod extract;
 pub mod identity;
 pub mod oauth;
+pub mod openapi;
 pub mod ops;
 pub mod org;
 pub mod protected_resource;

@@ -33,8 +33,9 @@ pub struct MemberList {
 }
 
 /// The organization's people (and service accounts), with kind and role.
-#[utoipa::path(get, path = "/api/v1/members", tag = "organization",
-    responses((status = 200, body = MemberList), (status = 403, body = super::views::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/members", operation_id = "list_members", tag = "organization",
+    responses((status = 200, body = MemberList, description = "The members, people ordered by e-mail."),
+        (status = 403, body = super::views::ErrorBody, description = "`insufficient_scope`: the credential lacks `members:read`.")))]
 pub async fn members(State(state): State<AppState>, caller: Caller) -> Result<Json<MemberList>, ApiError> {
     caller.0.require(&MEMBERS_READ)?;
     let data = state
@@ -97,9 +98,12 @@ const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
 
 /// The organization's audit log, newest first (needs `audit:read`).
-#[utoipa::path(get, path = "/api/v1/audit-events", tag = "organization",
-    params(("limit" = Option<u32>, Query, description = "1-200, default 50"), ("before" = Option<String>, Query, description = "cursor")),
-    responses((status = 200, body = EventPage), (status = 403, body = super::views::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/audit-events", operation_id = "list_audit_events", tag = "organization",
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Events per page (default 50)."),
+        ("before" = Option<String>, Query, pattern = r"^evt_[0-9a-f]{32}$",
+            description = "The `next_cursor` of the previous page: events older than this one.")),
+    responses((status = 200, body = EventPage, description = "A page of events, newest first."),
+        (status = 403, body = super::views::ErrorBody, description = "`insufficient_scope`: the credential lacks `audit:read`.")))]
 pub async fn audit_events(
     State(state): State<AppState>,
     caller: Caller,

@@ -94,7 +94,8 @@ pub struct AccountList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccountBody {
-    /// 1–100 characters.
+    /// 1–100 characters after trimming, no control characters.
+    #[schema(min_length = 1)]
     pub name: String,
     /// Default `member`; the caller must hold every permission of the role.
     pub role: Option<String>,
@@ -110,6 +111,7 @@ pub struct CreateAccountBody {
 pub struct RotateBody {
     /// How long the old secrets keep working (0–604800 s, default 0).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 604800, default = 0)]
     pub grace_seconds: i64,
 }
 
@@ -140,8 +142,9 @@ fn parse_id(id: &str) -> Result<ServiceAccountId, ApiError> {
 }
 
 /// The organization's service accounts.
-#[utoipa::path(get, path = "/api/v1/service-accounts", tag = "service-accounts",
-    responses((status = 200, body = AccountList), (status = 403, body = super::views::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/service-accounts", operation_id = "list_service_accounts", tag = "service-accounts",
+    responses((status = 200, body = AccountList, description = "The accounts."),
+        (status = 403, body = super::views::ErrorBody, description = "`insufficient_scope`: the credential lacks `service_accounts:read`.")))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<AccountList>, ApiError> {
     caller.0.require(&READ)?;
     let accounts = state.store.service_accounts(&caller.0.grant().org_id).await?;
@@ -149,8 +152,14 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
 }
 
 /// Makes a service account; its client secret is in this response only.
-#[utoipa::path(post, path = "/api/v1/service-accounts", tag = "service-accounts", request_body = CreateAccountBody,
-    responses((status = 201, body = AccountView), (status = 403, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/service-accounts", operation_id = "create_service_account", tag = "service-accounts", request_body = CreateAccountBody,
+    responses((status = 201, body = AccountView, description = "The account, with its client secret (if it has one) in `client_secret`."),
+        (status = 403, body = super::views::ErrorBody, description = "`insufficient_scope`: the credential lacks \
+            `service_accounts:write` or a permission of the account's role, or the session cookie without \
+            `X-CSRF-Token`; `plan_required`: the organization's plan does not include service accounts."),
+        (status = 409, body = super::views::ErrorBody, description = "`conflict`: two of the public keys have the same `kid`."),
+        (status = 422, body = super::views::ErrorBody, description = "`validation_failed`: a bad name, an unknown role, \
+            a public key that cannot be read, neither a secret nor a key, a wrong type or an unknown field.")))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -177,8 +186,10 @@ pub async fn create(
 
 /// Deletes an account: its secrets, keys and tokens stop working at once. Only an owner
 /// deletes an owner account.
-#[utoipa::path(delete, path = "/api/v1/service-accounts/{id}", tag = "service-accounts",
-    responses((status = 204), (status = 403, body = super::views::ErrorBody), (status = 404, body = super::views::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/service-accounts/{id}", operation_id = "delete_service_account", tag = "service-accounts", params(("id" = String, Path, pattern = r"^sa_[0-9a-f]{32}$", description = "The service account's id.")),
+    responses((status = 204, description = "Deleted."),
+        (status = 403, body = super::views::ErrorBody, description = "`insufficient_scope`: the credential lacks `service_accounts:write`, or the session cookie without `X-CSRF-Token`."),
+        (status = 404, body = super::views::ErrorBody, description = "`not_found`: a malformed id, or no such account in the caller's organization.")))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -195,8 +206,15 @@ pub async fn delete(
 }
 
 /// A new client secret, shown once; the old ones keep working for `grace_seconds`.
-#[utoipa::path(post, path = "/api/v1/service-accounts/{id}/secret", tag = "service-accounts", request_body = RotateBody,
-    responses((status = 200, body = AccountView), (status = 404, body = super::views::ErrorBody), (status = 409, body = super::views::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/service-accounts/{id}/secret", operation_id = "rotate_service_account_secret", tag = "service-accounts", params(("id" = String, Path, pattern = r"^sa_[0-9a-f]{32}$", description = "The service account's id.")),
+    request_body(content = Option<RotateBody>, description = "Optional: no body is the same as `{}`."),
+    responses((status = 200, body = AccountView, description = "The account, with its new secret in `client_secret`."),
+        (status = 403, body = super::views::ErrorBody, description = "`insufficient_scope`: the credential lacks `service_accounts:write`, or the session cookie without `X-CSRF-Token`."),
+        (status = 404, body = super::views::ErrorBody, description = "`not_found`: a malformed id, or no such account in the caller's organization."),
+        (status = 409, body = super::views::ErrorBody,
+            description = "`conflict`: the secret was rotated by another request at the same time."),
+        (status = 422, body = super::views::ErrorBody,
+            description = "`validation_failed`: `grace_seconds` out of range, a wrong type or an unknown field.")))]
 pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
@@ -215,8 +233,14 @@ pub async fn rotate(
 }
 
 /// Registers another public key for signed assertions.
-#[utoipa::path(post, path = "/api/v1/service-accounts/{id}/public-keys", tag = "service-accounts", request_body = AddKeyBody,
-    responses((status = 201, body = AccountView), (status = 404, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/service-accounts/{id}/public-keys", operation_id = "add_service_account_key", tag = "service-accounts", params(("id" = String, Path, pattern = r"^sa_[0-9a-f]{32}$", description = "The service account's id.")),
+    request_body = AddKeyBody,
+    responses((status = 201, body = AccountView, description = "The account with the new key."),
+        (status = 403, body = super::views::ErrorBody, description = "`insufficient_scope`: the credential lacks `service_accounts:write`, or the session cookie without `X-CSRF-Token`."),
+        (status = 404, body = super::views::ErrorBody, description = "`not_found`: a malformed id, or no such account in the caller's organization."),
+        (status = 409, body = super::views::ErrorBody, description = "`conflict`: the account already has a key with this `kid`."),
+        (status = 422, body = super::views::ErrorBody,
+            description = "`validation_failed`: a public key that cannot be read, a wrong type or an unknown field.")))]
 pub async fn add_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -232,8 +256,11 @@ pub async fn add_key(
 }
 
 /// Removes a registered public key: assertions signed with it are refused from now.
-#[utoipa::path(delete, path = "/api/v1/service-accounts/{id}/public-keys/{kid}", tag = "service-accounts",
-    responses((status = 204), (status = 404, body = super::views::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/service-accounts/{id}/public-keys/{kid}", operation_id = "remove_service_account_key", tag = "service-accounts",
+    params(("id" = String, Path, pattern = r"^sa_[0-9a-f]{32}$", description = "The service account's id."), ("kid" = String, Path, description = "The key's id (`kid`).")),
+    responses((status = 204, description = "Removed."),
+        (status = 403, body = super::views::ErrorBody, description = "`insufficient_scope`: the credential lacks `service_accounts:write`, or the session cookie without `X-CSRF-Token`."),
+        (status = 404, body = super::views::ErrorBody, description = "`not_found`: no such account or key.")))]
 pub async fn remove_key(
     State(state): State<AppState>,
     caller: Caller,

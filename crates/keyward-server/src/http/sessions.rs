@@ -45,7 +45,8 @@ fn person(caller: &Caller) -> Option<UserId> {
 }
 
 /// The caller's signed-in devices in the caller's organization, newest first.
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", responses((status = 200, body = SessionList)))]
+#[utoipa::path(get, path = "/api/v1/sessions", operation_id = "list_sessions", tag = "sessions",
+    responses((status = 200, body = SessionList, description = "The signed-in devices (none for a service account).")))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<SessionList>, ApiError> {
     let Some(user) = person(&caller) else { return Ok(Json(SessionList { data: vec![] })) };
     let org = &caller.0.grant().org_id;
@@ -70,8 +71,11 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
 }
 
 /// Signs a device out: its access and refresh tokens stop working at once.
-#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions",
-    responses((status = 204), (status = 404, body = super::views::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", operation_id = "end_session", tag = "sessions",
+    params(("id" = String, Path, pattern = r"^fam_[0-9a-f]{32}$", description = "The session's id (its token family).")),
+    responses((status = 204, description = "Signed out."),
+        (status = 404, body = super::views::ErrorBody,
+            description = "`not_found`: a malformed id, or no such session of the caller's in this organization.")))]
 pub async fn end(
     State(state): State<AppState>,
     caller: Caller,

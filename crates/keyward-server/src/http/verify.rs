@@ -25,6 +25,7 @@ pub struct VerifyRequest {
     /// The key to check.
     pub key: String,
     /// Permissions the key must carry.
+    #[schema(value_type = Option<Vec<super::openapi::PermissionName>>)]
     pub permissions: Option<Vec<String>>,
 }
 
@@ -64,8 +65,14 @@ impl VerifyResponse {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/keys/verify", tag = "verify", request_body = VerifyRequest,
-    responses((status = 200, body = VerifyResponse), (status = 403, body = super::views::ErrorBody)))]
+/// Checks a key for a backend holding `keys:verify`: always `200` with a `code` for
+/// the verified key; error statuses are about the request itself.
+#[utoipa::path(post, path = "/api/v1/keys/verify", operation_id = "verify_key", tag = "verify", request_body = VerifyRequest,
+    responses((status = 200, body = VerifyResponse, description = "What the key is, or why it is not valid."),
+        (status = 403, body = super::views::ErrorBody,
+            description = "`insufficient_scope`: the credential lacks `keys:verify`, or the session cookie without `X-CSRF-Token`."),
+        (status = 422, body = super::views::ErrorBody,
+            description = "`validation_failed`: a malformed entry in `permissions`, a wrong type or an unknown field.")))]
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,

@@ -29,6 +29,8 @@
 //! - [`session_api`]: the web UI's session cookie on the management API.
 //! - [`secrets_at_rest`]: no plain key in the database or the log after a lifecycle.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`, `/api/v1/openapi.json`.
+//! - [`conformance`]: answers the OpenAPI document promises, where Schemathesis found
+//!   the server giving others.
 //! - [`service_accounts`]: `/api/v1/service-accounts`: create, list, delete, secret
 //!   rotation, public keys, plan and permission rules; a client secret as a credential.
 //! - [`oauth_token`]: `POST /oauth/token`: client_credentials (Basic, post,
@@ -65,6 +67,7 @@ mod api_keys;
 mod audit;
 mod auth_check;
 mod bad_input;
+mod conformance;
 mod cross_org;
 mod csrf;
 mod device;

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `invalid_request` | 400 | `invalid_request` — missing, repeated or unreadable parameter; two client authentication methods |
 //! | `too_large` | 413 | `invalid_request` — the body is over the limit |
-//! | `invalid_client` | 401 | `invalid_client` — no client authentication, or it failed; a `WWW-Authenticate: Basic` challenge when the client tried Basic |
+//! | `invalid_client` | 401 | `invalid_client` — no client authentication, or it failed; always with a `WWW-Authenticate: Basic` challenge (RFC 9110 §15.5.2), which RFC 6749 §5.2 requires when the client tried Basic |
 //! | `client_not_allowed` | 400 | `invalid_client` — a client named by `client_id` alone that is not a public client allowed here, or a known client the endpoint does not serve (the device flow for a service account) |
 //! | `method_not_allowed` | 405 | `invalid_request` — not a POST |
 //! | `device` | 400 | `authorization_pending`, `slow_down`, `access_denied`, `expired_token` (RFC 8628 §3.5) |
@@ -30,8 +30,9 @@ pub struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: String,
-    /// Add `WWW-Authenticate: Basic realm="keyward"` (RFC 6749 §5.2: the client
-    /// authenticated, or tried to, with the Authorization header).
+    /// The client authenticated, or tried to, with the Authorization header: RFC 6749
+    /// §5.2 then asks for `WWW-Authenticate: Basic realm="keyward"`. (Every 401 carries
+    /// it anyway; see `into_response`.)
     basic_challenge: bool,
 }
 
@@ -115,7 +116,9 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "error_description": self.description });
         let mut response = super::json(self.status, body);
-        if self.basic_challenge {
+        // RFC 9110 §15.5.2: a 401 names a scheme the client can use, also when the client
+        // authenticated in the body or not at all; Basic is the one these endpoints read.
+        if self.basic_challenge || self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\""));
