@@ -245,6 +245,9 @@ impl Store {
     /// client id always names its client, so a secret equal to another client's never
     /// finds that one. Deleted accounts have no secrets left, so they are never found.
     pub async fn client_secret_grant(&self, client_id: &str, hash: &SecretHash) -> Result<Option<CredentialGrant>> {
+        if !crate::storable(client_id) {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "SELECT s.hash, s.prefix, s.expires_at, a.id, a.client_id, a.name, a.org_id, o.slug AS org_slug, o.plan AS org_plan, m.role \
              FROM service_account_secrets s \
@@ -483,8 +486,7 @@ impl Store {
         .bind(id.as_str())
         .bind(org.as_str())
         .execute(&mut *tx)
-        .await
-        ?;
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -289,6 +289,9 @@ impl Store {
     /// alone, a refresh token with its whole family. Returns the family revoked from,
     /// or `None` when nothing matched (unknown, another client's, already revoked).
     pub async fn revoke_token(&self, hash: &SecretHash, client_id: &str) -> Result<Option<FamilyId>> {
+        if !crate::storable(client_id) {
+            return Ok(None);
+        }
         let hex = hash.to_hex();
         retrying(|| async {
             let now = crate::time::now();

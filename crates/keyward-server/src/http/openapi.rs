@@ -651,7 +651,6 @@ pub mod oauth {
         pub revocation_endpoint: String,
         pub device_authorization_endpoint: String,
         pub grant_types_supported: Vec<String>,
-        pub response_types_supported: Vec<String>,
         pub token_endpoint_auth_methods_supported: Vec<String>,
         pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
         pub introspection_endpoint_auth_methods_supported: Vec<String>,
