@@ -148,7 +148,7 @@ impl BasicPair {
 /// Reads `Authorization: Basic` as a client id and secret.
 fn basic_pair(headers: &HeaderMap) -> Result<Option<BasicPair>, OAuthError> {
     let Some(raw) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let bad = || OAuthError::invalid_client("the Basic credentials cannot be read", true);
+    let bad = || OAuthError::invalid_client("the Basic credentials cannot be read");
     let text = raw.to_str().map_err(|_| bad())?.trim();
     let (scheme, rest) = text.split_once(' ').ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -213,7 +213,7 @@ pub async fn authenticate(
                 Err(e) => return Err(e),
             }
         }
-        return Err(failure.unwrap_or_else(|| OAuthError::invalid_client("client authentication failed", true)));
+        return Err(failure.unwrap_or_else(|| OAuthError::invalid_client("client authentication failed")));
     }
     if let Some(secret) = post {
         let id = params.require("client_id")?;
@@ -227,7 +227,7 @@ pub async fn authenticate(
         let client = by_assertion(state, token, named, endpoint).await.map_err(|e| match e {
             AssertionFailure::Store(e) => e.into(),
             AssertionFailure::Refused(why) => {
-                OAuthError::invalid_client(format!("the client assertion is refused: {why}"), false)
+                OAuthError::invalid_client(format!("the client assertion is refused: {why}"))
             }
         })?;
         return Ok(Client::Confidential(client));
@@ -235,7 +235,7 @@ pub async fn authenticate(
     if params.has("client_secret") {
         // An empty secret is an attempt at client_secret_post that failed, not a public
         // client naming itself.
-        return Err(OAuthError::invalid_client("client authentication failed", false));
+        return Err(OAuthError::invalid_client("client authentication failed"));
     }
     Ok(match named {
         Some(id) => Client::Public(id.to_owned()),
@@ -244,11 +244,9 @@ pub async fn authenticate(
 }
 
 async fn by_secret(state: &AppState, id: &str, secret: &str, method: Method) -> Result<Client, OAuthError> {
-    let basic = method == Method::SecretBasic;
-    let grant =
-        state.auth.client_secret_grant(id, secret).await.map_err(|r| OAuthError::from_client_rejection(r, basic))?;
+    let grant = state.auth.client_secret_grant(id, secret).await.map_err(OAuthError::from_client_rejection)?;
     let client = ServiceClient::from_grant(&grant, method)
-        .ok_or_else(|| OAuthError::invalid_client("client authentication failed", basic))?;
+        .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?;
     Ok(Client::Confidential(client))
 }
 

@@ -30,15 +30,11 @@ pub struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: String,
-    /// The client authenticated, or tried to, with the Authorization header: RFC 6749
-    /// §5.2 then asks for `WWW-Authenticate: Basic realm="keyward"`. (Every 401 carries
-    /// it anyway; see `into_response`.)
-    basic_challenge: bool,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self { status, code, description: description.into(), basic_challenge: false }
+        Self { status, code, description: description.into() }
     }
 
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -49,8 +45,10 @@ impl OAuthError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")
     }
 
-    pub fn invalid_client(d: impl Into<String>, tried_basic: bool) -> Self {
-        Self { basic_challenge: tried_basic, ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d) }
+    /// Client authentication failed or is missing. Every 401 carries the Basic
+    /// challenge (see `into_response`), which RFC 6749 §5.2 requires after Basic.
+    pub fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
     }
 
     /// A client that is not allowed here though nothing about its credentials failed: a
@@ -60,7 +58,7 @@ impl OAuthError {
     /// `Authorization: Basic` must get `401` and a Basic challenge.
     pub fn client_not_allowed(d: impl Into<String>, tried_basic: bool) -> Self {
         if tried_basic {
-            return Self::invalid_client(d, true);
+            return Self::invalid_client(d);
         }
         Self::new(StatusCode::BAD_REQUEST, "invalid_client", d)
     }
@@ -118,7 +116,7 @@ impl IntoResponse for OAuthError {
         let mut response = super::json(self.status, body);
         // RFC 9110 §15.5.2: a 401 names a scheme the client can use, also when the client
         // authenticated in the body or not at all; Basic is the one these endpoints read.
-        if self.basic_challenge || self.status == StatusCode::UNAUTHORIZED {
+        if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\""));
@@ -138,10 +136,10 @@ impl From<StoreError> for OAuthError {
 
 impl OAuthError {
     /// A failed client authentication: the database being down is not the client's fault.
-    pub fn from_client_rejection(r: Rejection, tried_basic: bool) -> Self {
+    pub fn from_client_rejection(r: Rejection) -> Self {
         match r {
             Rejection::Unavailable(e) => e.into(),
-            _ => OAuthError::invalid_client("client authentication failed", tried_basic),
+            _ => OAuthError::invalid_client("client authentication failed"),
         }
     }
 }
@@ -152,11 +150,10 @@ mod tests {
 
     #[test]
     fn invalid_client_is_401_for_credentials_and_400_for_a_client_id_alone() {
-        let failed = OAuthError::invalid_client("x", false).into_response();
+        // Every 401 names the scheme (RFC 9110 §15.5.2), whichever way the client tried.
+        let failed = OAuthError::invalid_client("x").into_response();
         assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
-        assert!(failed.headers().get(header::WWW_AUTHENTICATE).is_none());
-        let after_basic = OAuthError::invalid_client("x", true).into_response();
-        assert_eq!(after_basic.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"keyward\"");
+        assert_eq!(failed.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"keyward\"");
         let alone = OAuthError::client_not_allowed("x", false);
         assert_eq!((alone.status(), alone.code()), (StatusCode::BAD_REQUEST, "invalid_client"));
         let alone = alone.into_response();

@@ -48,17 +48,17 @@ async fn asker(state: &AppState, headers: &HeaderMap, params: &Params) -> Result
     if bearer || headers.contains_key(&state.settings.api_key_header) {
         let identity = state.auth.authenticate(headers).await.map_err(|r| match r {
             crate::auth::Rejection::Unavailable(e) => OAuthError::from(e),
-            _ => OAuthError::invalid_client("the credential is not valid", false),
+            _ => OAuthError::invalid_client("the credential is not valid"),
         })?;
         if !identity.permissions().allows(&VERIFY) {
-            return Err(OAuthError::invalid_client("introspection needs keys:verify or client authentication", false));
+            return Err(OAuthError::invalid_client("introspection needs keys:verify or client authentication"));
         }
         return Ok(Asker::Backend { org_id: identity.grant().org_id.clone() });
     }
     match client::authenticate(state, headers, params, client::Endpoint::Introspection).await? {
         Client::Confidential(c) => Ok(Asker::Client { client_id: c.client_id, org_id: c.org_id }),
         Client::Public(_) => Err(OAuthError::client_not_allowed("introspection needs an authenticated client", false)),
-        Client::Anonymous => Err(OAuthError::invalid_client("introspection needs an authenticated client", false)),
+        Client::Anonymous => Err(OAuthError::invalid_client("introspection needs an authenticated client")),
     }
 }
 
@@ -113,7 +113,7 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Client::Public(_) => {
             return Err(OAuthError::client_not_allowed("this client must authenticate to revoke tokens", false))
         }
-        Client::Anonymous => return Err(OAuthError::invalid_client("client authentication is required", false)),
+        Client::Anonymous => return Err(OAuthError::invalid_client("client authentication is required")),
     };
     let token = params.require("token")?;
     if matches!(state.settings.secrets.check(token), Ok(SecretKind::AccessToken | SecretKind::RefreshToken)) {

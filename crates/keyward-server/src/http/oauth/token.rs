@@ -85,7 +85,7 @@ fn confidential(state: &AppState, client: Client) -> Result<client::ServiceClien
         }
         // Named by client_id alone, and not a public client: 400 (docs/oauth.md).
         Client::Public(_) => Err(OAuthError::client_not_allowed("this client must authenticate", false)),
-        Client::Anonymous => Err(OAuthError::invalid_client("client authentication is required", false)),
+        Client::Anonymous => Err(OAuthError::invalid_client("client authentication is required")),
     }
 }
 
@@ -137,7 +137,7 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
         // Public clients (the device-flow clients) refresh with their id alone.
         Client::Public(id) if is_device_client(state, id) => id.clone(),
         Client::Public(_) => return Err(OAuthError::client_not_allowed("this client must authenticate", false)),
-        Client::Anonymous => return Err(OAuthError::invalid_client("client authentication is required", false)),
+        Client::Anonymous => return Err(OAuthError::invalid_client("client authentication is required")),
     };
     let presented = params.require("refresh_token")?;
     if state.settings.secrets.check(presented) != Ok(SecretKind::RefreshToken) {
