@@ -6,6 +6,8 @@
 //! list (the `[cache]` table, `usage_flush_interval`, `change_poll_interval`,
 //! `permissions`, `[roles]`, `log_format`) are documented in `docs/configuration.md`.
 
+pub mod gateway;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -32,7 +34,7 @@ struct RawConfig {
     oauth: RawOAuth,
     device: RawDevice,
     service_accounts: RawServiceAccounts,
-    gateway: Option<crate::gateway::settings::RawGateway>,
+    gateway: Option<gateway::RawGateway>,
     #[serde(deserialize_with = "list")]
     permissions: Vec<String>,
     #[serde(deserialize_with = "list_map")]
@@ -255,8 +257,8 @@ pub struct Settings {
     /// How often the change log is read for revocations made by other processes.
     pub change_poll_interval: Duration,
     pub log_format: LogFormat,
-    /// The `[gateway]` table, when the gateway is on (see [`crate::gateway::settings`]).
-    pub gateway: Option<crate::gateway::GatewaySettings>,
+    /// The `[gateway]` table, when the gateway is on (see [`gateway`]).
+    pub gateway: Option<gateway::GatewaySettings>,
     pub purge: PurgeSettings,
 }
 
@@ -349,7 +351,7 @@ impl Settings {
             .ok_or_else(|| bad("api_key_header", &raw.api_key_header, "not a header name (and not Authorization)"))?;
         let roles = Roles::new(&raw.permissions, &roles_over_defaults(raw.roles))
             .map_err(|e| ConfigError(format!("`permissions`/`roles`: {}", e.0)))?;
-        let gateway = raw.gateway.map(|g| crate::gateway::settings::check(g, &roles)).transpose()?;
+        let gateway = raw.gateway.map(|g| gateway::check(g, &roles)).transpose()?;
         let min_plan = raw.service_accounts.min_plan.parse().map_err(|e: keyward_core::domain::Invalid| {
             bad("service_accounts.min_plan", &raw.service_accounts.min_plan, &e.0)
         })?;

@@ -8,7 +8,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use keyward_core::ids::KeyId;
 use keyward_core::permission::{Permission, PermissionSet};
-use keyward_store::{ApiKey, Change, KeyScope};
+use keyward_store::{ApiKey, KeyScope};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -88,7 +88,7 @@ pub struct CreateKeyBody {
     pub name: String,
     /// A subset of the caller's permissions; left out, the key inherits the owner's
     /// (for a caller that is itself an API key: the caller's own).
-    #[schema(value_type = Option<Vec<super::openapi::PermissionName>>)]
+    #[schema(value_type = Option<Vec<super::views::PermissionName>>)]
     pub permissions: Option<Vec<String>>,
     /// RFC 3339; must lie in the future. A caller that itself expires (an API key with
     /// an expiry, an OAuth access token) cannot go past its own expiry (`422`); left
@@ -199,8 +199,6 @@ pub async fn revoke(
     caller.0.require_explicit(&WRITE)?;
     let id = parse_id(&id)?;
     state.store.revoke_api_key(Some(&own_scope(&caller)), &id, &caller.0.actor()).await?;
-    // This instance stops accepting the key now; others learn it from the change log.
-    state.auth.cache().apply(&Change::Key(id));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -227,7 +225,6 @@ pub async fn roll(
     let (key, secret) =
         keys::roll(&state.store, &state.settings.secrets, Some(&own_scope(&caller)), &id, grace, &caller.0.actor())
             .await?;
-    state.auth.cache().apply(&Change::Key(id));
     let pending = state.usage.last_used(&key.id);
     let view = KeyView::new(key, &caller.0.grant().role_permissions, pending, false);
     Ok(Json(KeyWithSecret { view, key: secret.expose().to_owned() }))

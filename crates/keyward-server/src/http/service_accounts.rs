@@ -9,7 +9,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use keyward_core::ids::ServiceAccountId;
 use keyward_core::permission::Permission;
-use keyward_store::{Change, ServiceAccount};
+use keyward_store::ServiceAccount;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -179,8 +179,6 @@ pub async fn create(
         &caller.0.actor(),
     )
     .await?;
-    // The new secret's hash may be negative-cached here from an earlier probe.
-    state.auth.cache().apply(&Change::KeyCreated);
     Ok((StatusCode::CREATED, Json(AccountView::new(account, secret.map(|s| s.expose().to_owned())))))
 }
 
@@ -201,7 +199,6 @@ pub async fn delete(
     let org = grant.org_id.clone();
     let acting = Acting::Member { role: grant.role.as_deref(), holds: &grant.effective };
     members::delete_service_account(&state.store, &org, acting, &id, &caller.0.actor()).await?;
-    state.auth.cache().apply(&Change::Member { org_id: org, principal_id: id.to_string() });
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -227,8 +224,6 @@ pub async fn rotate(
     let grace = body.unwrap_or_default().grace_seconds;
     let (account, secret) =
         rules::rotate(&state.store, &state.settings.secrets, &org, &id, grace, &caller.0.actor()).await?;
-    state.auth.cache().apply(&Change::Member { org_id: org, principal_id: id.to_string() });
-    state.auth.cache().apply(&Change::KeyCreated);
     Ok(Json(AccountView::new(account, Some(secret.expose().to_owned()))))
 }
 

@@ -14,7 +14,7 @@ use axum::response::Response;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use keyward_core::ids::KeyId;
 use keyward_core::permission::PermissionSet;
-use keyward_store::{ApiKey, AuditFilter, Change, KeyScope, StoreError};
+use keyward_store::{ApiKey, AuditFilter, KeyScope, StoreError};
 
 use super::app::{back_of, person, Nav, Person};
 use super::{check_csrf, html, read_form, read_form_with_lists, redirect, WebError};
@@ -295,7 +295,6 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
             return list_page(&state, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(&message)).await;
         }
     };
-    state.auth.cache().apply(&Change::KeyCreated);
     secret_page(&state, &p, "Your new API key", &key.name, secret.expose())
 }
 
@@ -390,7 +389,6 @@ pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>, req: 
         Ok(_) | Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
-    state.auth.cache().apply(&Change::Key(key.id));
     Ok(redirect("/settings/api-keys?done=revoked", &p.cookies))
 }
 
@@ -409,7 +407,6 @@ pub async fn roll(State(state): State<AppState>, Path(id): Path<String>, req: Re
             Err(KeyRuleError::Store(e)) => return Err(e.into()),
             Err(e) => return Err(WebError::Internal(e.to_string())),
         };
-    state.auth.cache().apply(&Change::Key(key.id.clone()));
     secret_page(&state, &p, "Rolled: the key's new secret", &key.name, secret.expose())
 }
 

@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{Duration, Utc};
 use keyward_core::ids::ServiceAccountId;
-use keyward_store::{Change, ServiceAccount, StoreError};
+use keyward_store::{ServiceAccount, StoreError};
 
 use super::super::app::{back_of, Nav, Person};
 use super::super::keys::{ConfirmPage, When};
@@ -259,8 +259,6 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
             return accounts_page(&state, &p, Form { status, name, notice: None, error: Some(&message) }).await;
         }
     };
-    // The new secret's hash may be negative-cached here from an earlier probe.
-    state.auth.cache().apply(&Change::KeyCreated);
     let page = SecretPage {
         nav: p.nav("service-accounts"),
         heading: "Your new service account",
@@ -312,8 +310,6 @@ pub async fn rotate(State(state): State<AppState>, Path(id): Path<String>, req: 
                 return accounts_page(&state, &p, Form { status, name: "", notice: None, error: Some(&message) }).await;
             }
         };
-    state.auth.cache().apply(&Change::Member { org_id: p.org.id.clone(), principal_id: account.id.to_string() });
-    state.auth.cache().apply(&Change::KeyCreated);
     let now = Utc::now();
     let page = SecretPage {
         nav: p.nav("service-accounts"),
@@ -370,7 +366,6 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>, req: 
             return accounts_page(&state, &p, Form { status, name: "", notice: None, error: Some(&message) }).await;
         }
     }
-    state.auth.cache().apply(&Change::Member { org_id: p.org.id.clone(), principal_id: account.id.to_string() });
     Ok(redirect("/admin/service-accounts?done=deleted", &p.cookies))
 }
 
