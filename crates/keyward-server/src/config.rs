@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::http::HeaderName;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use keyward_core::domain::Plan;
+use keyward_core::domain::{ClientId, Plan};
 use keyward_core::permission::{default_roles, Roles, DEFAULT_CATALOGUE};
 use keyward_core::secret::SecretFormat;
 use serde::{Deserialize, Deserializer};
@@ -237,7 +237,7 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     /// How long a refresh token may wait to be exchanged (each exchange issues a new one).
     pub refresh_token_ttl: Duration,
-    pub device_client_ids: Vec<String>,
+    pub device_client_ids: Vec<ClientId>,
     /// Display names of the device clients (every configured id has one).
     pub device_client_names: BTreeMap<String, String>,
     /// How long a device code lives.
@@ -355,14 +355,12 @@ impl Settings {
         let min_plan = raw.service_accounts.min_plan.parse().map_err(|e: keyward_core::domain::Invalid| {
             bad("service_accounts.min_plan", &raw.service_accounts.min_plan, &e.0)
         })?;
-        if raw
+        let device_client_ids = raw
             .device
             .client_ids
             .iter()
-            .any(|c| c.is_empty() || c.chars().any(|ch| ch.is_whitespace() || ch.is_control()))
-        {
-            return Err(ConfigError("`device.client_ids`: client ids cannot be empty or contain spaces".into()));
-        }
+            .map(|c| ClientId::parse(c).map_err(|e| bad("device.client_ids", c, &e.0)))
+            .collect::<Result<Vec<_>, _>>()?;
         if raw.cache.capacity == 0 {
             return Err(bad("cache.capacity", "0", "must be at least 1"));
         }
@@ -427,7 +425,7 @@ impl Settings {
             oauth_metadata: raw.oauth.metadata,
             access_token_ttl,
             refresh_token_ttl,
-            device_client_ids: raw.device.client_ids,
+            device_client_ids,
             device_client_names,
             device_code_lifetime,
             device_interval,
@@ -553,7 +551,10 @@ mod tests {
         assert_eq!(s.public_url, "http://127.0.0.1:7070");
         assert_eq!(s.secrets.prefix(), "kw");
         assert_eq!(s.api_key_header.as_str(), "x-api-key");
-        assert_eq!(s.device_client_ids, ["keyward-cli", "keyward-mcp"]);
+        assert_eq!(
+            s.device_client_ids.iter().map(ClientId::as_str).collect::<Vec<_>>(),
+            ["keyward-cli", "keyward-mcp"]
+        );
         assert_eq!(s.access_token_ttl, Duration::from_secs(3600));
         assert!(s.oauth_metadata);
     }
@@ -581,7 +582,7 @@ mod tests {
     #[test]
     fn lists_may_be_comma_separated_text() {
         let s = Settings::from_toml("[device]\nclient_ids = \"a, b\"").unwrap();
-        assert_eq!(s.device_client_ids, ["a", "b"]);
+        assert_eq!(s.device_client_ids.iter().map(ClientId::as_str).collect::<Vec<_>>(), ["a", "b"]);
     }
 
     #[test]
@@ -596,7 +597,7 @@ mod tests {
             let s = Settings::load(Some(Path::new("k.toml"))).expect("loads");
             assert_eq!(s.listen.port(), 2);
             assert!(!s.oauth_metadata);
-            assert_eq!(s.device_client_ids, ["x", "y"]);
+            assert_eq!(s.device_client_ids.iter().map(ClientId::as_str).collect::<Vec<_>>(), ["x", "y"]);
             assert_eq!(s.roles.permissions_of("auditor").to_strings(), ["audit:read", "members:read"]);
             assert!(s.roles.role("owner").is_some(), "the default roles stay");
             Ok(())

@@ -171,9 +171,7 @@ pub async fn create(
     let creator = Creator { holds: &grant.effective, restricted: true };
     // And the new key lives no longer than the credential making it.
     let (key, secret) = keys::create_from(
-        &state.store,
-        &state.settings.secrets,
-        &state.settings.roles,
+        &state.deployment(),
         &grant.org_id,
         &grant.principal,
         &creator,
@@ -223,8 +221,7 @@ pub async fn roll(
     let id = parse_id(&id)?;
     let grace = body.unwrap_or_default().grace_seconds;
     let (key, secret) =
-        keys::roll(&state.store, &state.settings.secrets, Some(&own_scope(&caller)), &id, grace, &caller.0.actor())
-            .await?;
+        keys::roll(&state.deployment(), Some(&own_scope(&caller)), &id, grace, &caller.0.actor()).await?;
     let pending = state.usage.last_used(&key.id);
     let view = KeyView::new(key, &caller.0.grant().role_permissions, pending, false);
     Ok(Json(KeyWithSecret { view, key: secret.expose().to_owned() }))

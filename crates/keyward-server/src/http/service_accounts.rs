@@ -169,10 +169,7 @@ pub async fn create(
     let grant = caller.0.grant();
     let req = AccountRequest { name: body.name, role: body.role, public_keys: body.public_keys, secret: body.secret };
     let (account, secret) = rules::create(
-        &state.store,
-        &state.settings.secrets,
-        &state.settings.roles,
-        state.settings.service_accounts_min_plan,
+        &state.deployment(),
         OrgRef { id: &grant.org_id, plan: grant.org_plan },
         Acting::Member { role: grant.role.as_deref(), holds: &grant.effective },
         &req,
@@ -222,8 +219,7 @@ pub async fn rotate(
     let id = parse_id(&id)?;
     let org = caller.0.grant().org_id.clone();
     let grace = body.unwrap_or_default().grace_seconds;
-    let (account, secret) =
-        rules::rotate(&state.store, &state.settings.secrets, &org, &id, grace, &caller.0.actor()).await?;
+    let (account, secret) = rules::rotate(&state.deployment(), &org, &id, grace, &caller.0.actor()).await?;
     Ok(Json(AccountView::new(account, Some(secret.expose().to_owned()))))
 }
 

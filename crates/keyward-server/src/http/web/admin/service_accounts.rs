@@ -238,18 +238,9 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
     let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
     let name = form.get("name").unwrap_or_default();
     let made = match account_request(&form) {
-        Ok(account) => rules::create(
-            &state.store,
-            &state.settings.secrets,
-            &state.settings.roles,
-            state.settings.service_accounts_min_plan,
-            OrgRef::from(&p.org),
-            p.acting(),
-            &account,
-            &p.actor(),
-        )
-        .await
-        .map_err(refusal),
+        Ok(account) => rules::create(&state.deployment(), OrgRef::from(&p.org), p.acting(), &account, &p.actor())
+            .await
+            .map_err(refusal),
         Err(message) => Err(Ok((StatusCode::UNPROCESSABLE_ENTITY, message.to_owned()))),
     };
     let (account, secret) = match made {
@@ -302,14 +293,13 @@ pub async fn rotate(State(state): State<AppState>, Path(id): Path<String>, req: 
     let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
     let account = own_account(&state, &p, &id).await?;
     let grace = grace_seconds(form.get("grace_seconds"))?;
-    let (account, secret) =
-        match rules::rotate(&state.store, &state.settings.secrets, &p.org.id, &account.id, grace, &p.actor()).await {
-            Ok(r) => r,
-            Err(e) => {
-                let (status, message) = refusal(e)?;
-                return accounts_page(&state, &p, Form { status, name: "", notice: None, error: Some(&message) }).await;
-            }
-        };
+    let (account, secret) = match rules::rotate(&state.deployment(), &p.org.id, &account.id, grace, &p.actor()).await {
+        Ok(r) => r,
+        Err(e) => {
+            let (status, message) = refusal(e)?;
+            return accounts_page(&state, &p, Form { status, name: "", notice: None, error: Some(&message) }).await;
+        }
+    };
     let now = Utc::now();
     let page = SecretPage {
         nav: p.nav("service-accounts"),
