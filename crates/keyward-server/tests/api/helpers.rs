@@ -866,123 +866,50 @@ pub fn query_param(path_or_url: &str, name: &str) -> Option<String> {
     u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
-/// The few character references a server-rendered page uses in attribute values.
-pub fn html_unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#x27;", "'")
-        .replace("&#x2F;", "/")
-        .replace("&#x2f;", "/")
-        .replace("&#47;", "/")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+/// `html` parsed as a browser would (html5ever, through `scraper`).
+fn parse(html: &str) -> scraper::Html {
+    scraper::Html::parse_document(html)
 }
 
-/// Every `<tag …>` in `html` (case-insensitive), as attribute name (lower case) → value
-/// (unescaped; "" for a bare attribute).
+fn selector(css: &str) -> scraper::Selector {
+    scraper::Selector::parse(css).unwrap_or_else(|e| panic!("selector {css:?}: {e}"))
+}
+
+/// The text of the element whose `id` is `id`, trimmed, character references decoded.
+pub fn element_text(html: &str, id: &str) -> Option<String> {
+    let doc = parse(html);
+    let el = doc.select(&selector(&format!("[id=\"{id}\"]"))).next()?;
+    Some(el.text().collect::<String>().trim().to_owned())
+}
+
+/// Every `<tag …>` in `html`, as attribute name (lower case) → value (decoded; "" for a
+/// bare attribute).
 pub fn tags(html: &str, tag: &str) -> Vec<std::collections::BTreeMap<String, String>> {
-    let lower = html.to_ascii_lowercase();
-    let open = format!("<{}", tag.to_ascii_lowercase());
-    let bytes = html.as_bytes();
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(i) = lower[at..].find(&open) {
-        let start = at + i + open.len();
-        at = start;
-        match bytes.get(start) {
-            Some(b) if b.is_ascii_whitespace() || *b == b'>' || *b == b'/' => {}
-            _ => continue,
-        }
-        let mut attrs = std::collections::BTreeMap::new();
-        let mut j = start;
-        loop {
-            while j < bytes.len() && (bytes[j].is_ascii_whitespace() || bytes[j] == b'/') {
-                j += 1;
-            }
-            if j >= bytes.len() || bytes[j] == b'>' {
-                break;
-            }
-            let name_start = j;
-            while j < bytes.len() && !bytes[j].is_ascii_whitespace() && !b"=>/".contains(&bytes[j]) {
-                j += 1;
-            }
-            let name = html[name_start..j].to_ascii_lowercase();
-            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-                j += 1;
-            }
-            let mut value = String::new();
-            if j < bytes.len() && bytes[j] == b'=' {
-                j += 1;
-                while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-                    j += 1;
-                }
-                if j < bytes.len() && (bytes[j] == b'"' || bytes[j] == b'\'') {
-                    let q = bytes[j];
-                    let v_start = j + 1;
-                    j = v_start;
-                    while j < bytes.len() && bytes[j] != q {
-                        j += 1;
-                    }
-                    value = html_unescape(&html[v_start..j.min(html.len())]);
-                    j += 1;
-                } else {
-                    let v_start = j;
-                    while j < bytes.len() && !bytes[j].is_ascii_whitespace() && bytes[j] != b'>' {
-                        j += 1;
-                    }
-                    value = html_unescape(&html[v_start..j]);
-                }
-            }
-            if name.is_empty() {
-                j += 1;
-                continue;
-            }
-            attrs.entry(name).or_insert(value);
-        }
-        out.push(attrs);
-        at = j.min(html.len());
-    }
-    out
+    parse(html)
+        .select(&selector(tag))
+        .map(|el| el.value().attrs().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        .collect()
 }
 
 /// The value of the first `<input name="name">` of a page.
 pub fn input_value(html: &str, name: &str) -> Option<String> {
-    tags(html, "input")
-        .into_iter()
-        .find(|a| a.get("name").is_some_and(|n| n == name))
-        .map(|a| a.get("value").cloned().unwrap_or_default())
+    let doc = parse(html);
+    let input = doc.select(&selector(&format!("input[name=\"{name}\"]"))).next()?;
+    Some(input.value().attr("value").unwrap_or_default().to_owned())
 }
 
-/// The option values of `<select name="name">`; `None` when the page has no such select.
+/// The option values of `<select name="name">` (an option's text when it has no value);
+/// `None` when the page has no such select.
 pub fn select_options(html: &str, name: &str) -> Option<Vec<String>> {
-    let lower = html.to_ascii_lowercase();
-    let mut at = 0;
-    while let Some(i) = lower[at..].find("<select") {
-        let start = at + i;
-        let end = lower[start..].find("</select").map(|e| start + e).unwrap_or(html.len());
-        let chunk = &html[start..end];
-        let first = tags(chunk, "select").into_iter().next().unwrap_or_default();
-        if first.get("name").is_some_and(|n| n == name) {
-            let chunk_lower = chunk.to_ascii_lowercase();
-            let mut values = Vec::new();
-            let mut k = 0;
-            while let Some(o) = chunk_lower[k..].find("<option") {
-                let o_start = k + o;
-                let attrs = tags(&chunk[o_start..], "option").into_iter().next().unwrap_or_default();
-                let text_start = chunk[o_start..].find('>').map(|g| o_start + g + 1).unwrap_or(chunk.len());
-                let text_end = chunk_lower[text_start..].find('<').map(|l| text_start + l).unwrap_or(chunk.len());
-                values.push(
-                    attrs.get("value").cloned().unwrap_or_else(|| html_unescape(chunk[text_start..text_end].trim())),
-                );
-                k = text_start;
-            }
-            return Some(values);
-        }
-        at = end;
-    }
-    None
+    let doc = parse(html);
+    let select = doc.select(&selector(&format!("select[name=\"{name}\"]"))).next()?;
+    let options = select
+        .select(&selector("option"))
+        .map(|o| {
+            o.value().attr("value").map(str::to_owned).unwrap_or_else(|| o.text().collect::<String>().trim().to_owned())
+        })
+        .collect();
+    Some(options)
 }
 
 /// Asserts a server-rendered page as docs/device.md wants it: HTML, no script, no asset

@@ -46,14 +46,6 @@ fn multipart_bytes(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) 
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// The text of the element `<… id="id">…</…>` of a page (no nested tags).
-fn element_text(html: &str, id: &str) -> Option<String> {
-    let at = html.find(&format!("id=\"{id}\""))?;
-    let start = at + html[at..].find('>')? + 1;
-    let end = start + html[start..].find('<')?;
-    Some(html_unescape(html[start..end].trim()))
-}
-
 /// The one-time secret shown on a page.
 #[track_caller]
 fn shown_secret(r: &Reply) -> String {

@@ -451,10 +451,7 @@ async fn a_person_in_two_orgs_sees_only_the_current_ones_keys(db: &TestDb) {
 /// The secret in a secret page's `#secret` panel.
 #[track_caller]
 fn html_text_of_secret(html: &str) -> String {
-    let start =
-        html.find("id=\"secret\">").unwrap_or_else(|| panic!("no secret panel: {html}")) + "id=\"secret\">".len();
-    let end = start + html[start..].find('<').expect("the panel ends");
-    html_unescape(html[start..end].trim())
+    element_text(html, "secret").unwrap_or_else(|| panic!("no secret panel: {html}"))
 }
 
 /// `key` (someone else's, or in another organization) is `404` on its page, the
