@@ -45,7 +45,8 @@ impl Server {
             .with_context(|| format!("cannot listen on {} (listen)", settings.listen))?;
         let gateway_listen = settings.gateway.as_ref().map(|g| g.listen);
         let csrf = CsrfKey::load(&store).await.context("cannot read or store the CSRF key")?;
-        let state = AppState::new(Shared { settings, store, auth, usage, metrics, limits: Default::default(), csrf });
+        let limits = crate::state::Limits::new(&settings.rate_limits, metrics.clone());
+        let state = AppState::new(Shared { settings, store, auth, usage, metrics, limits, csrf });
         let gateway = match gateway_listen {
             None => None,
             Some(addr) => {

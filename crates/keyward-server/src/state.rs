@@ -8,6 +8,8 @@ use keyward_store::Store;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::ratelimit::passwords::PasswordChecks;
+use crate::ratelimit::settings::RateLimitSettings;
 use crate::ratelimit::FailureLimit;
 use crate::usage::UsageRecorder;
 
@@ -27,23 +29,32 @@ pub struct Shared {
     pub csrf: crate::http::web::csrf::CsrfKey,
 }
 
-/// How fast people may get things wrong on the web pages (per process).
+/// How fast people may get things wrong (per process; `[rate_limits]`).
 pub struct Limits {
-    /// Failed sign-ins per e-mail address: 5 in 15 minutes.
+    /// Failed sign-ins of one e-mail from one client address.
+    pub login_pair: FailureLimit,
+    /// Failed sign-ins per e-mail address, from anywhere.
     pub login_email: FailureLimit,
-    /// Failed sign-ins per client address: 20 in 15 minutes.
+    /// Failed sign-ins per client address.
     pub login_address: FailureLimit,
-    /// Wrong user codes per person and per client address: 5 in 5 minutes (RFC 8628 §5.1).
+    /// Wrong user codes per person and per client address (RFC 8628 §5.1).
     pub user_code: FailureLimit,
+    /// Links (`GET /device?user_code=…`) naming no pending code, counted apart from typed
+    /// codes so that a stale link spends none of the person's tries.
+    pub user_code_links: FailureLimit,
+    /// The bound on password hashes running at once.
+    pub passwords: PasswordChecks,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        let minutes = |m: u64| std::time::Duration::from_secs(60 * m);
+impl Limits {
+    pub fn new(settings: &RateLimitSettings, metrics: Arc<Metrics>) -> Self {
         Self {
-            login_email: FailureLimit::new(5, minutes(15)),
-            login_address: FailureLimit::new(20, minutes(15)),
-            user_code: FailureLimit::new(5, minutes(5)),
+            login_pair: FailureLimit::of(settings.sign_in_per_email_and_address),
+            login_email: FailureLimit::of(settings.sign_in_per_email),
+            login_address: FailureLimit::of(settings.sign_in_per_address),
+            user_code: FailureLimit::of(settings.user_codes),
+            user_code_links: FailureLimit::of(settings.user_codes),
+            passwords: PasswordChecks::new(settings.password_hashes, settings.password_hash_wait, metrics),
         }
     }
 }

@@ -10,6 +10,8 @@
 //! # Layout
 //!
 //! - [`helpers`]: `spawn_app`, fixtures, presentations, replies, polling.
+//! - [`abuse`]: sign-in attempts counted before hashing, limits per (e-mail, address),
+//!   e-mail and address, `Retry-After`, trusted proxies, `/device` links.
 //! - [`presentation`]: every way of presenting a key; 401 challenges; `/api/v1/me`.
 //! - [`auth_check`]: `/auth/check` headers, body, 403.
 //! - [`api_keys`]: create, list, revoke, roll, and the rules for keys.
@@ -63,6 +65,7 @@
 #[macro_use]
 mod helpers;
 
+mod abuse;
 mod api_keys;
 mod audit;
 mod auth_check;

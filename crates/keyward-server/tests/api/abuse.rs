@@ -1,0 +1,177 @@
+//! Abuse controls on sign-in and the device page: attempts counted before the password
+//! is hashed (a burst cannot overrun a limit), limits per (e-mail, address), per e-mail
+//! and per address sized so an attacker cannot lock the real person out, `Retry-After`
+//! on every `429`, and following a `/device` link not counted as an attempt.
+//!
+//! The client address is varied with `X-Forwarded-For` from a trusted proxy
+//! (`rate_limits.trusted_proxies = ["127.0.0.1"]`), as a deployment behind a load
+//! balancer sees it.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+use keyward_store::testing::TestDb;
+
+const BEHIND_A_PROXY: &str = "[rate_limits]\ntrusted_proxies = [\"127.0.0.1\"]";
+
+/// A browser whose requests come, through the trusted proxy, from `address`.
+fn browser_from(app: &TestApp, address: &str) -> Browser {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", address.parse().unwrap());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    Browser { base: app.base.clone(), http, cookies: Default::default() }
+}
+
+/// A counter of `/metrics` (a series without labels).
+async fn metric(app: &TestApp, name: &str) -> u64 {
+    let text = app.get("/metrics").send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// `n` sign-ins as `email` with wrong passwords, all at once, each from its own browser
+/// at `address`; the statuses, and every 429's `Retry-After`.
+async fn burst(app: &TestApp, address: &str, email: &str, n: usize) -> (Vec<u16>, Vec<Option<String>>) {
+    let mut ready = Vec::new();
+    for _ in 0..n {
+        let mut b = browser_from(app, address);
+        let csrf = b.csrf_from("/login").await;
+        ready.push((b, csrf));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (mut b, csrf)) in ready.into_iter().enumerate() {
+        let email = email.to_owned();
+        tasks.spawn(async move {
+            let password = format!("wrong guess {i}");
+            let r = b.post_form("/login", &[("csrf", &csrf), ("email", &email), ("password", &password)]).await;
+            (r.status, r.header("retry-after"))
+        });
+    }
+    let mut statuses = Vec::new();
+    let mut waits = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (status, wait) = done.unwrap();
+        statuses.push(status);
+        if status == 429 {
+            waits.push(wait);
+        }
+    }
+    (statuses, waits)
+}
+
+async fn a_burst_of_guesses_checks_at_most_the_limit(db: &TestDb) {
+    let app = spawn_app(db).await;
+    let org = app.org("acme").await;
+    app.person(&org, "ada@acme.test", "member").await;
+    let before = metric(&app, "keyward_password_checks_total").await;
+    let (statuses, waits) = burst(&app, "127.0.0.1", "ada@acme.test", 100).await;
+    let checked = metric(&app, "keyward_password_checks_total").await - before;
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(wrong + limited, 100, "only 401 and 429: {statuses:?}");
+    assert_eq!(wrong, 5, "the per-(e-mail, address) limit is 5: {statuses:?}");
+    assert_eq!(checked, 5, "one password hash per attempt let through, none for the refused");
+    for wait in waits {
+        let seconds: u64 = wait.expect("every 429 carries Retry-After").parse().unwrap();
+        assert!((1..=900).contains(&seconds), "Retry-After {seconds}");
+    }
+    // The right password is refused too now, without being checked.
+    let r = app.browser().sign_in("ada@acme.test", PASSWORD, "/").await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(metric(&app, "keyward_password_checks_total").await - before, 5);
+}
+
+async fn the_owner_signs_in_from_elsewhere_while_an_attacker_is_limited(db: &TestDb) {
+    let app = spawn_app_tables(db, BEHIND_A_PROXY).await;
+    let org = app.org("acme").await;
+    app.person(&org, "ada@acme.test", "member").await;
+    let (statuses, _) = burst(&app, "203.0.113.9", "ada@acme.test", 30).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    let r = browser_from(&app, "203.0.113.9").sign_in("ada@acme.test", PASSWORD, "/").await;
+    assert_eq!(r.status, 429, "the attacker's address is limited even with the right password: {}", r.text);
+    let r = browser_from(&app, "198.51.100.7").sign_in("ada@acme.test", PASSWORD, "/").await;
+    assert_eq!(r.status, 303, "the owner, from their own address: {}", r.text);
+    // A success gives its attempt back: the owner can sign in again and again.
+    for _ in 0..6 {
+        let r = browser_from(&app, "198.51.100.7").sign_in("ada@acme.test", PASSWORD, "/").await;
+        assert_eq!(r.status, 303, "{}", r.text);
+    }
+}
+
+async fn many_addresses_lock_the_email_but_not_others(db: &TestDb) {
+    let app = spawn_app_tables(db, &format!("{BEHIND_A_PROXY}\nsign_in_per_email = \"12/15m\"")).await;
+    let org = app.org("acme").await;
+    app.person(&org, "ada@acme.test", "member").await;
+    app.person(&org, "bob@acme.test", "member").await;
+    // 3 addresses × 4 failures: under the per-(e-mail, address) limit, at the per-e-mail one.
+    for n in 1..=3 {
+        let mut b = browser_from(&app, &format!("192.0.2.{n}"));
+        for i in 1..=4 {
+            let r = b.sign_in("ada@acme.test", &format!("wrong {i}"), "/").await;
+            assert_eq!(r.status, 401, "address {n}, failure {i}: {}", r.text);
+        }
+    }
+    let r = browser_from(&app, "198.51.100.7").sign_in("ada@acme.test", PASSWORD, "/").await;
+    assert_eq!(r.status, 429, "the e-mail is limited from everywhere: {}", r.text);
+    assert!(r.header("retry-after").is_some());
+    let r = browser_from(&app, "192.0.2.1").sign_in("bob@acme.test", PASSWORD, "/").await;
+    assert_eq!(r.status, 303, "another e-mail from a guessing address: {}", r.text);
+}
+
+async fn spoofed_forwarded_for_is_ignored_without_a_trusted_proxy(db: &TestDb) {
+    let app = spawn_app(db).await;
+    let org = app.org("acme").await;
+    app.person(&org, "ada@acme.test", "member").await;
+    // Each guess claims another address; with no trusted proxy all are 127.0.0.1.
+    for i in 1..=5 {
+        let r = browser_from(&app, &format!("192.0.2.{i}")).sign_in("ada@acme.test", "wrong", "/").await;
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    let r = browser_from(&app, "192.0.2.99").sign_in("ada@acme.test", PASSWORD, "/").await;
+    assert_eq!(r.status, 429, "X-Forwarded-For from an untrusted peer is not believed: {}", r.text);
+}
+
+async fn following_a_device_link_is_not_an_attempt(db: &TestDb) {
+    let app = spawn_app(db).await;
+    let org = app.org("acme").await;
+    app.person(&org, "ada@acme.test", "member").await;
+    let mut b = app.signed_in("ada@acme.test").await;
+    let start = app.device_start("keyward-cli", None).await;
+    // Ten stale links: the first five say so, the rest show the code to submit.
+    for i in 0..10 {
+        let r = b
+            .get(&format!("/device?user_code=BCDF-BCD{}", ["F", "G", "H", "J", "K", "L", "M", "N", "P", "Q"][i]))
+            .await;
+        assert!(r.status == 400 || r.status == 200, "link {i}: {} {}", r.status, r.text);
+        assert!(input_value(&r.text, "user_code").is_some_and(|v| v.starts_with("BCDF-BCD")), "prefilled: {}", r.text);
+    }
+    // None of them spent a try: the typed code still works.
+    let csrf = b.csrf_from("/device").await;
+    let r = b.post_form("/device", &[("csrf", &csrf), ("user_code", &start.user_code)]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("keyward-cli"), "the approval page: {}", r.text);
+    // Typed wrong codes count, and the lock says when to come back.
+    for code in ["BCDF-BCDF", "GHJK-GHJK", "LMNP-LMNP", "QRST-QRST", "VWXZ-VWXZ"] {
+        assert_eq!(b.post_form("/device", &[("csrf", &csrf), ("user_code", code)]).await.status, 400);
+    }
+    let r = b.post_form("/device", &[("csrf", &csrf), ("user_code", &start.user_code)]).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    let wait: u64 = r.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!((1..=300).contains(&wait), "{wait}");
+}
+
+both_backends!(
+    a_burst_of_guesses_checks_at_most_the_limit,
+    the_owner_signs_in_from_elsewhere_while_an_attacker_is_limited,
+    many_addresses_lock_the_email_but_not_others,
+    spoofed_forwarded_for_is_ignored_without_a_trusted_proxy,
+    following_a_device_link_is_not_an_attempt,
+);
