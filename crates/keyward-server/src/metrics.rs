@@ -27,7 +27,8 @@ impl Counter {
 }
 
 /// Rejection reasons, in the order of the `rejected` counters.
-const REASONS: [&str; 7] = ["missing", "malformed", "unknown", "revoked", "expired", "not_member", "unavailable"];
+const REASONS: [&str; 8] =
+    ["missing", "malformed", "unknown", "revoked", "expired", "not_member", "unavailable", "rate_limited"];
 
 #[derive(Default)]
 pub struct Metrics {

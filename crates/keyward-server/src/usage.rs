@@ -103,7 +103,7 @@ impl UsageRecorder {
                 tracing::info!(reason = rejection.reason(), "authentication failed");
                 return;
             }
-            Rejection::Missing | Rejection::Unavailable(_) => return,
+            Rejection::Missing | Rejection::Unavailable(_) | Rejection::Throttled(_) => return,
         };
         let reason = rejection.reason();
         let now = Utc::now();

@@ -35,7 +35,7 @@ impl LegacyKeys {
         tracing::info!("an imported bcrypt key was used and re-hashed to the fast form");
         // The failed fast lookup just negative-cached this hash: clear that first.
         auth.cache.apply(&keyward_store::Change::KeyCreated);
-        auth.lookup(&fast, super::Source::ApiKey).await
+        auth.lookup(&fast, super::Source::ApiKey, None).await
     }
 
     /// An imported client secret: checked against that one client's bcrypt hashes.
@@ -62,7 +62,7 @@ impl LegacyKeys {
         }
         tracing::info!(client_id, "an imported bcrypt client secret was used and re-hashed to the fast form");
         auth.cache.apply(&keyward_store::Change::KeyCreated);
-        auth.lookup(&fast, super::Source::ClientSecret { client_id }).await
+        auth.lookup(&fast, super::Source::ClientSecret { client_id }, None).await
     }
 
     /// The bcrypt hash among `candidates` that `plain` matches, checked on a blocking

@@ -18,6 +18,7 @@ pub mod follow;
 pub mod grant;
 mod legacy;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderName};
@@ -31,6 +32,7 @@ pub use cache::{CacheKey, GrantCache};
 pub use grant::{Grant, Identity};
 
 use crate::metrics::Metrics;
+use crate::ratelimit::FailureLimit;
 use crate::usage::UsageRecorder;
 
 /// Why a credential was not accepted.
@@ -48,6 +50,10 @@ pub enum Rejection {
     NotMember(Arc<Grant>),
     /// The database could not be asked: fail closed (503), never open.
     Unavailable(StoreError),
+    /// Not looked up: the client address has had too many failed authentications
+    /// (`rate_limits.failed_authentications`) and the credential was not in the cache.
+    /// How long until the address's window ends.
+    Throttled(std::time::Duration),
 }
 
 impl Rejection {
@@ -61,7 +67,20 @@ impl Rejection {
             Rejection::Expired(_) => "expired",
             Rejection::NotMember(_) => "not_member",
             Rejection::Unavailable(_) => "unavailable",
+            Rejection::Throttled(_) => "rate_limited",
         }
+    }
+
+    /// Whether this is a wrong credential, counted against the client address.
+    fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Rejection::Malformed(_)
+                | Rejection::Unknown
+                | Rejection::Revoked(_)
+                | Rejection::Expired(_)
+                | Rejection::NotMember(_)
+        )
     }
 }
 
@@ -79,6 +98,10 @@ pub struct Authenticator {
     /// well-formed wrong keys (the checksum is public, so they are easy to make) queues
     /// here instead of taking every database connection.
     miss_gate: tokio::sync::Semaphore,
+    /// Failed authentications per client address. Checked only when a credential is
+    /// not in the cache, so the warm path takes no lock and a valid cached credential
+    /// passes from any address; a throttled address's misses never reach the database.
+    failures: FailureLimit,
 }
 
 /// Concurrent cache-miss lookups at most.
@@ -102,6 +125,7 @@ impl Authenticator {
             usage,
             metrics,
             miss_gate: tokio::sync::Semaphore::new(MAX_CONCURRENT_MISSES),
+            failures: FailureLimit::of(settings.rate_limits.failed_authentications),
         }
     }
 
@@ -109,9 +133,18 @@ impl Authenticator {
         &self.cache
     }
 
-    /// Authenticates a request by its headers, in DESIGN.md's order of precedence.
+    /// Authenticates a request by its headers, in DESIGN.md's order of precedence,
+    /// with no client address (no per-address limit).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, Rejection> {
-        let result = self.authenticate_inner(headers).await;
+        self.authenticate_from(headers, None).await
+    }
+
+    /// [`authenticate`](Self::authenticate) for a client at `from`: a wrong credential
+    /// counts against the address, and an address over its limit gets only what the
+    /// cache already knows ([`Rejection::Throttled`] instead of a database lookup).
+    pub async fn authenticate_from(&self, headers: &HeaderMap, from: Option<IpAddr>) -> Result<Identity, Rejection> {
+        let result = self.authenticate_inner(headers, from).await;
+        self.note(&result, from);
         match &result {
             Ok(identity) => {
                 self.metrics.auth_ok.inc();
@@ -127,7 +160,21 @@ impl Authenticator {
         result
     }
 
-    async fn authenticate_inner(&self, headers: &HeaderMap) -> Result<Identity, Rejection> {
+    /// Counts a wrong credential against its client address.
+    fn note<T>(&self, result: &Result<T, Rejection>, from: Option<IpAddr>) {
+        if let (Err(rejection), Some(ip)) = (result, from) {
+            if rejection.is_failure() {
+                self.failures.fail(&ip.to_string());
+            }
+        }
+    }
+
+    /// The per-address limit before a database lookup: how long `from` must wait.
+    fn throttled(&self, from: Option<IpAddr>) -> Option<std::time::Duration> {
+        from.and_then(|ip| self.failures.retry_after(&ip.to_string()))
+    }
+
+    async fn authenticate_inner(&self, headers: &HeaderMap, from: Option<IpAddr>) -> Result<Identity, Rejection> {
         let presented = credential::parse(
             headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
             headers.get(&self.api_key_header).map(|v| v.as_bytes()),
@@ -142,17 +189,17 @@ impl Authenticator {
                 // else is first an imported key given as the username (precedence 2),
                 // then a client id with an imported secret (precedence 4).
                 if self.secrets.check(password) == Ok(SecretKind::ServiceAccountSecret) {
-                    return Ok(Identity::new(self.client_secret_grant(user, password).await?, Via::BasicClient));
+                    return Ok(Identity::new(self.client_secret_in(user, password, from).await?, Via::BasicClient));
                 }
-                match self.grant_for_secret(user).await {
+                match self.grant_in(user, from).await {
                     Err(Rejection::Unknown) => {
-                        return Ok(Identity::new(self.client_secret_grant(user, password).await?, Via::BasicClient))
+                        return Ok(Identity::new(self.client_secret_in(user, password, from).await?, Via::BasicClient))
                     }
                     other => return Ok(Identity::new(other?, Via::BasicUsername)),
                 }
             }
         };
-        let grant = self.grant_for_secret(value).await?;
+        let grant = self.grant_in(value, from).await?;
         Ok(Identity::new(grant, via))
     }
 
@@ -160,9 +207,13 @@ impl Authenticator {
     /// API key (keyward's or imported) or an access token. Used by request
     /// authentication and by the verify API.
     pub async fn grant_for_secret(&self, value: &str) -> Result<Arc<Grant>, Rejection> {
+        self.grant_in(value, None).await
+    }
+
+    async fn grant_in(&self, value: &str, from: Option<IpAddr>) -> Result<Arc<Grant>, Rejection> {
         let grant = match self.secrets.check(value) {
-            Ok(SecretKind::ApiKey) => self.lookup(&SecretHash::of(value), Source::ApiKey).await?,
-            Ok(SecretKind::AccessToken) => self.lookup(&SecretHash::of(value), Source::AccessToken).await?,
+            Ok(SecretKind::ApiKey) => self.lookup(&SecretHash::of(value), Source::ApiKey, from).await?,
+            Ok(SecretKind::AccessToken) => self.lookup(&SecretHash::of(value), Source::AccessToken, from).await?,
             // A refresh token or a client secret alone is not a credential for requests.
             Ok(_) => return Err(Rejection::Unknown),
             Err(SecretError::Malformed | SecretError::Checksum) => return Err(Rejection::Unknown),
@@ -174,7 +225,7 @@ impl Authenticator {
                     self.metrics.cache_hit.inc();
                     return Err(Rejection::Unknown);
                 }
-                match self.lookup(&hash, Source::ApiKey).await {
+                match self.lookup(&hash, Source::ApiKey, from).await {
                     Err(Rejection::Unknown) => self.legacy.find(value, self).await?,
                     other => other?,
                 }
@@ -193,13 +244,36 @@ impl Authenticator {
     /// held as bcrypt is checked against that client's bcrypt hashes once, then re-hashed
     /// to the fast form.
     pub async fn client_secret_grant(&self, client_id: &str, secret: &str) -> Result<Arc<Grant>, Rejection> {
+        self.client_secret_in(client_id, secret, None).await
+    }
+
+    /// [`client_secret_grant`](Self::client_secret_grant) for a client at `from`, under
+    /// the per-address limit of failed authentications (the token endpoint's client
+    /// authentication).
+    pub async fn client_secret_grant_from(
+        &self,
+        client_id: &str,
+        secret: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Arc<Grant>, Rejection> {
+        let result = self.client_secret_in(client_id, secret, from).await;
+        self.note(&result, from);
+        result
+    }
+
+    async fn client_secret_in(
+        &self,
+        client_id: &str,
+        secret: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Arc<Grant>, Rejection> {
         let hash = SecretHash::of(secret);
         let source = Source::ClientSecret { client_id };
         if self.cache.is_known_unknown(&source.key(&hash)) {
             self.metrics.cache_hit.inc();
             return Err(Rejection::Unknown);
         }
-        let grant = match self.lookup(&hash, source).await {
+        let grant = match self.lookup(&hash, source, from).await {
             Err(Rejection::Unknown) => self.legacy.find_client_secret(client_id, secret, self).await?,
             other => other?,
         };
@@ -213,7 +287,13 @@ impl Authenticator {
 
     /// The grant for a fast hash: cache first, then one query to the table `source`
     /// names (the secret's prefix, or the presentation, already told which).
-    async fn lookup(&self, hash: &SecretHash, source: Source<'_>) -> Result<Arc<Grant>, Rejection> {
+    /// A miss from an address over its failure limit is refused before the database.
+    async fn lookup(
+        &self,
+        hash: &SecretHash,
+        source: Source<'_>,
+        from: Option<IpAddr>,
+    ) -> Result<Arc<Grant>, Rejection> {
         let key = source.key(hash);
         let generation = match self.cache.get(&key) {
             cache::Lookup::Hit(grant) => {
@@ -226,6 +306,9 @@ impl Authenticator {
             }
             cache::Lookup::Miss(generation) => generation,
         };
+        if let Some(wait) = self.throttled(from) {
+            return Err(Rejection::Throttled(wait));
+        }
         self.metrics.cache_miss.inc();
         let _permit = self.miss_gate.acquire().await.expect("the gate is never closed");
         let found = match source {

@@ -31,7 +31,8 @@ pub(super) async fn forward(gw: &Inner, peer: SocketAddr, mut req: Request<Incom
     let identity = if public {
         None
     } else {
-        match gw.app.auth.authenticate(req.headers()).await {
+        let from = gw.app.settings.rate_limits.trusted_proxies.client(peer.ip(), req.headers());
+        match gw.app.auth.authenticate_from(req.headers(), Some(from)).await {
             Ok(identity) => Some(identity),
             Err(rejection) => {
                 let metadata = gw.metadata_url.as_deref();

@@ -63,6 +63,9 @@ pub enum ApiError {
     /// 504 `gateway_timeout`: the gateway's upstream did not answer in time.
     #[error("the upstream did not answer in time")]
     GatewayTimeout,
+    /// 429 `rate_limited`, with `Retry-After`: a limit of DESIGN.md's "Abuse controls".
+    #[error("{description}")]
+    RateLimited { retry_after: std::time::Duration, description: &'static str },
     /// 503 `unavailable`: the database cannot be reached.
     #[error("the service is unavailable")]
     Unavailable,
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -108,6 +112,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::BadGateway(_) => "bad_gateway",
             ApiError::GatewayTimeout => "gateway_timeout",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -141,6 +146,10 @@ impl ApiError {
         }
         let body = serde_json::json!({ "error": self.code(), "error_description": self.to_string() });
         let mut response = (self.status(), Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            let seconds = crate::ratelimit::seconds(*retry_after);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         for challenge in self.challenges(resource_metadata) {
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 response.headers_mut().append(header::WWW_AUTHENTICATE, v);

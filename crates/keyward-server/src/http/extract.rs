@@ -21,7 +21,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match state.auth.authenticate(&parts.headers).await {
+        match state.auth.authenticate_from(&parts.headers, client_ip(parts)).await {
             // No credential at all: the web UI's session cookie may stand in for one
             // on the management API (never on /auth/check or the gateway).
             Err(Rejection::Missing) => match crate::http::web::api_session::identity(state, parts).await? {
@@ -46,8 +46,17 @@ impl From<Rejection> for ApiError {
                 tracing::error!(error = %e, "credential lookup failed");
                 ApiError::Unavailable
             }
+            Rejection::Throttled(retry_after) => ApiError::RateLimited {
+                retry_after,
+                description: "too many failed authentications from this address; try again later",
+            },
         }
     }
+}
+
+/// The request's client address ([`crate::ratelimit::address`]), when known.
+pub fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts.extensions.get::<crate::ratelimit::address::ClientAddress>().map(|c| c.0)
 }
 
 /// Removes double-quoted values from a deserializer's message (field names are in

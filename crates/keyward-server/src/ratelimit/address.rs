@@ -75,14 +75,29 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Middleware: computes the [`ClientAddress`] once per request (absent when the server
-/// runs without connection info, as in-process callers of the router may).
+tokio::task_local! {
+    /// The request's client address, for code that sees only headers and a body (the
+    /// OAuth endpoints' client authentication).
+    static CURRENT: Option<IpAddr>;
+}
+
+/// The client address of the request being handled, when known.
+pub fn current() -> Option<IpAddr> {
+    CURRENT.try_with(|ip| *ip).ok().flatten()
+}
+
+/// Middleware: computes the [`ClientAddress`] once per request, into the request's
+/// extensions and [`current`] (absent when the server runs without connection info, as
+/// in-process callers of the router may).
 pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
-        let ip = state.settings.rate_limits.trusted_proxies.client(peer.ip(), req.headers());
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| state.settings.rate_limits.trusted_proxies.client(peer.ip(), req.headers()));
+    if let Some(ip) = ip {
         req.extensions_mut().insert(ClientAddress(ip));
     }
-    next.run(req).await
+    CURRENT.scope(ip, next.run(req)).await
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! | `unsupported_grant_type` | 400 | `unsupported_grant_type` |
 //! | `invalid_scope` | 400 | `invalid_scope` — a scope the principal does not hold, or not a permission |
 //! | `unsupported_token_type` | 400 | `unsupported_token_type` (revocation) |
+//! | `rate_limited` | 429 | `rate_limited` — too many failed authentications from the client address; with `Retry-After` |
 //! | `unavailable` | 503 | `temporarily_unavailable` — the database cannot be reached |
 //! | `internal` | 500 | `server_error` — logged, never echoed |
 //!
@@ -30,11 +31,18 @@ pub struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: String,
+    /// `Retry-After` of a `429`.
+    retry_after: Option<std::time::Duration>,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self { status, code, description: description.into() }
+        Self { status, code, description: description.into(), retry_after: None }
+    }
+
+    /// 429 `rate_limited` with `Retry-After`: a limit of DESIGN.md's "Abuse controls".
+    pub fn rate_limited(retry_after: std::time::Duration, d: impl Into<String>) -> Self {
+        Self { retry_after: Some(retry_after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", d) }
     }
 
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -114,6 +122,9 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "error_description": self.description });
         let mut response = super::json(self.status, body);
+        if let Some(wait) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::ratelimit::seconds(wait)));
+        }
         // RFC 9110 §15.5.2: a 401 names a scheme the client can use, also when the client
         // authenticated in the body or not at all; Basic is the one these endpoints read.
         if self.status == StatusCode::UNAUTHORIZED {
@@ -139,6 +150,9 @@ impl OAuthError {
     pub fn from_client_rejection(r: Rejection) -> Self {
         match r {
             Rejection::Unavailable(e) => e.into(),
+            Rejection::Throttled(wait) => {
+                OAuthError::rate_limited(wait, "too many failed authentications from this address; try again later")
+            }
             _ => OAuthError::invalid_client("client authentication failed"),
         }
     }
