@@ -8,9 +8,11 @@ use keyward_store::Store;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::ratelimit::counters::Counters;
+use crate::ratelimit::credential::CredentialLimits;
 use crate::ratelimit::passwords::PasswordChecks;
 use crate::ratelimit::settings::RateLimitSettings;
-use crate::ratelimit::FailureLimit;
+use crate::ratelimit::{FailureLimit, Rate};
 use crate::usage::UsageRecorder;
 
 /// Cheap to clone: one `Arc` around [`Shared`].
@@ -44,6 +46,12 @@ pub struct Limits {
     pub user_code_links: FailureLimit,
     /// The bound on password hashes running at once.
     pub passwords: PasswordChecks,
+    /// Per-credential limits by plan.
+    pub credentials: CredentialLimits,
+    /// `POST /oauth/device_authorization`, per client address and per client id.
+    pub device_authorizations: Counters,
+    pub device_per_address: Rate,
+    pub device_per_client: Rate,
 }
 
 impl Limits {
@@ -55,6 +63,10 @@ impl Limits {
             user_code: FailureLimit::of(settings.user_codes),
             user_code_links: FailureLimit::of(settings.user_codes),
             passwords: PasswordChecks::new(settings.password_hashes, settings.password_hash_wait, metrics),
+            credentials: CredentialLimits::new(settings.plans.clone(), Counters::Local(Default::default())),
+            device_authorizations: Counters::Local(Default::default()),
+            device_per_address: settings.device_authorizations_per_address,
+            device_per_client: settings.device_authorizations_per_client,
         }
     }
 }

@@ -52,8 +52,8 @@ pub enum Rejection {
     Unavailable(StoreError),
     /// Not looked up: the client address has had too many failed authentications
     /// (`rate_limits.failed_authentications`) and the credential was not in the cache.
-    /// How long until the address's window ends.
-    Throttled(std::time::Duration),
+    /// The address's quota (nothing left, and when it resets).
+    Throttled(crate::ratelimit::quota::Quota),
 }
 
 impl Rejection {
@@ -170,8 +170,9 @@ impl Authenticator {
     }
 
     /// The per-address limit before a database lookup: how long `from` must wait.
-    fn throttled(&self, from: Option<IpAddr>) -> Option<std::time::Duration> {
-        from.and_then(|ip| self.failures.retry_after(&ip.to_string()))
+    fn throttled(&self, from: Option<IpAddr>) -> Option<crate::ratelimit::quota::Quota> {
+        let reset = from.and_then(|ip| self.failures.retry_after(&ip.to_string()))?;
+        Some(crate::ratelimit::quota::Quota { policy: "failed-auth", rate: self.failures.rate(), remaining: 0, reset })
     }
 
     async fn authenticate_inner(&self, headers: &HeaderMap, from: Option<IpAddr>) -> Result<Identity, Rejection> {
@@ -306,8 +307,8 @@ impl Authenticator {
             }
             cache::Lookup::Miss(generation) => generation,
         };
-        if let Some(wait) = self.throttled(from) {
-            return Err(Rejection::Throttled(wait));
+        if let Some(quota) = self.throttled(from) {
+            return Err(Rejection::Throttled(quota));
         }
         self.metrics.cache_miss.inc();
         let _permit = self.miss_gate.acquire().await.expect("the gate is never closed");

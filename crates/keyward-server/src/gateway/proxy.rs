@@ -40,7 +40,14 @@ pub(super) async fn forward(gw: &Inner, peer: SocketAddr, mut req: Request<Incom
             }
         }
     };
+    let mut quota = None;
     if let Some(identity) = &identity {
+        use crate::ratelimit::credential::Verdict;
+        match gw.app.limits.credentials.check(identity.grant()).await {
+            Verdict::Over(q) => return local(ApiError::RateLimited(Box::new(q))),
+            Verdict::Within(q) => quota = Some(q),
+            Verdict::Unlimited => {}
+        }
         // Every matching rule must hold, so adding a rule can only narrow access.
         for rule in gw.settings.rules.iter().filter(|r| r.matches(req.method(), req.uri().path())) {
             if let Err(e) = identity.require(&rule.permission) {
@@ -102,6 +109,9 @@ pub(super) async fn forward(gw: &Inner, peer: SocketAddr, mut req: Request<Incom
         }
         // A 101 nobody asked for cannot be honoured.
         return local(ApiError::BadGateway("the upstream switched protocols unasked"));
+    }
+    if let Some(q) = quota {
+        q.apply(response.headers_mut());
     }
     response.map(GatewayBody::Upstream)
 }

@@ -13,8 +13,9 @@ use crate::auth::{Identity, Rejection};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
-/// The authenticated caller. Rejects with 401 (absent or invalid credential) or 503
-/// (the database cannot be asked) — never lets a request through anonymously.
+/// The authenticated caller. Rejects with 401 (absent or invalid credential), 429 (too
+/// many failures from the address, or the credential's plan limit) or 503 (the database
+/// cannot be asked) — never lets a request through anonymously.
 pub struct Caller(pub Identity);
 
 impl FromRequestParts<AppState> for Caller {
@@ -28,7 +29,16 @@ impl FromRequestParts<AppState> for Caller {
                 Some(identity) => Ok(Caller(identity)),
                 None => Err(ApiError::MissingCredential),
             },
-            other => other.map(Caller).map_err(ApiError::from),
+            Ok(identity) => {
+                use crate::ratelimit::credential::Verdict;
+                match state.limits.credentials.check(identity.grant()).await {
+                    Verdict::Over(quota) => return Err(ApiError::RateLimited(Box::new(quota))),
+                    Verdict::Within(quota) => crate::ratelimit::quota::remember(quota),
+                    Verdict::Unlimited => {}
+                }
+                Ok(Caller(identity))
+            }
+            Err(rejection) => Err(ApiError::from(rejection)),
         }
     }
 }
@@ -46,10 +56,7 @@ impl From<Rejection> for ApiError {
                 tracing::error!(error = %e, "credential lookup failed");
                 ApiError::Unavailable
             }
-            Rejection::Throttled(retry_after) => ApiError::RateLimited {
-                retry_after,
-                description: "too many failed authentications from this address; try again later",
-            },
+            Rejection::Throttled(quota) => ApiError::RateLimited(Box::new(quota)),
         }
     }
 }

@@ -88,7 +88,8 @@ pub fn current() -> Option<IpAddr> {
 
 /// Middleware: computes the [`ClientAddress`] once per request, into the request's
 /// extensions and [`current`] (absent when the server runs without connection info, as
-/// in-process callers of the router may).
+/// in-process callers of the router may); and puts the `RateLimit` headers of a quota
+/// the request used on its answer ([`super::quota::with_headers`]).
 pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ip = req
         .extensions()
@@ -97,7 +98,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     if let Some(ip) = ip {
         req.extensions_mut().insert(ClientAddress(ip));
     }
-    CURRENT.scope(ip, next.run(req)).await
+    CURRENT.scope(ip, super::quota::with_headers(next.run(req))).await
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@
 //! - [`settings`]: the `[rate_limits]` table.
 //! - [`address`]: the client address (TCP peer, or `X-Forwarded-For` behind a trusted proxy).
 //! - [`passwords`]: at most a few password hashes at once, each in a reused work area.
+//! - [`credential`]: per-credential limits by organization plan.
+//! - [`counters`], [`windows`]: fixed-window request counters (in the process, or shared).
+//! - [`quota`]: the `RateLimit-Policy`/`RateLimit`/`Retry-After` headers.
 //!
 //! A [`FailureLimit`] counts per key (`email:…`, `ip:…`, `user:…`) in a window; at `max`
 //! the key is refused until its window ends. Sign-in *takes* a slot before it hashes a
@@ -19,8 +22,12 @@
 //! enforces its own limit (documented in docs/decisions.md).
 
 pub mod address;
+pub mod counters;
+pub mod credential;
 pub mod passwords;
+pub mod quota;
 pub mod settings;
+pub mod windows;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -81,6 +88,11 @@ impl FailureLimit {
 
     pub fn of(rate: Rate) -> Self {
         Self::new(rate.max, rate.window)
+    }
+
+    /// The limit, as configured.
+    pub fn rate(&self) -> Rate {
+        Rate { max: self.max, window: self.window }
     }
 
     /// Whether `key` has reached its limit in the current window.

@@ -10,13 +10,20 @@
 //! user_codes = "5/5m"                     # wrong device user codes, per person and per address
 //! password_hashes = 2                     # password checks at once (default: CPUs, at most 4)
 //! password_hash_wait = "2s"               # longest wait for one to start (then 503)
+//! device_authorizations_per_address = "30/1m"  # POST /oauth/device_authorization
+//! device_authorizations_per_client = "300/1m"
+//!
+//! [rate_limits.plans]                     # per credential, by organization plan
+//! free = "600/1m"                         # a plan not listed is unlimited (the default)
 //! ```
 //!
 //! Each limit is `COUNT/WINDOW`. Why each default is what it is: docs/decisions.md.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use keyward_core::domain::Plan;
 use serde::Deserialize;
 
 use super::address::TrustedProxies;
@@ -36,6 +43,9 @@ pub(crate) struct RawRateLimits {
     user_codes: String,
     password_hashes: Option<usize>,
     password_hash_wait: String,
+    device_authorizations_per_address: String,
+    device_authorizations_per_client: String,
+    plans: BTreeMap<String, String>,
 }
 
 impl Default for RawRateLimits {
@@ -49,6 +59,9 @@ impl Default for RawRateLimits {
             user_codes: "5/5m".into(),
             password_hashes: None,
             password_hash_wait: "2s".into(),
+            device_authorizations_per_address: "30/1m".into(),
+            device_authorizations_per_client: "300/1m".into(),
+            plans: BTreeMap::new(),
         }
     }
 }
@@ -68,6 +81,11 @@ pub struct RateLimitSettings {
     pub password_hashes: usize,
     /// How long a password check may wait to start.
     pub password_hash_wait: Duration,
+    /// `POST /oauth/device_authorization` per client address and per client id.
+    pub device_authorizations_per_address: Rate,
+    pub device_authorizations_per_client: Rate,
+    /// Per-credential limits by plan; a plan not here is unlimited.
+    pub plans: BTreeMap<Plan, Rate>,
 }
 
 impl Default for RateLimitSettings {
@@ -109,6 +127,13 @@ pub(crate) fn check(raw: RawRateLimits) -> Result<RateLimitSettings, ConfigError
                 raw.password_hash_wait
             ))
         })?;
+    let mut plans = BTreeMap::new();
+    for (name, value) in &raw.plans {
+        let plan: Plan = name.parse().map_err(|e: keyward_core::domain::Invalid| {
+            ConfigError(format!("`rate_limits.plans` names {name:?}: {}", e.0))
+        })?;
+        plans.insert(plan, rate(&format!("plans.{name}"), value)?);
+    }
     Ok(RateLimitSettings {
         trusted_proxies: TrustedProxies::new(trusted),
         failed_authentications: rate("failed_authentications", &raw.failed_authentications)?,
@@ -118,5 +143,55 @@ pub(crate) fn check(raw: RawRateLimits) -> Result<RateLimitSettings, ConfigError
         user_codes: rate("user_codes", &raw.user_codes)?,
         password_hashes,
         password_hash_wait,
+        device_authorizations_per_address: rate(
+            "device_authorizations_per_address",
+            &raw.device_authorizations_per_address,
+        )?,
+        device_authorizations_per_client: rate(
+            "device_authorizations_per_client",
+            &raw.device_authorizations_per_client,
+        )?,
+        plans,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Settings;
+
+    #[test]
+    fn defaults_and_written_values() {
+        let d = Settings::from_toml("").unwrap().rate_limits;
+        assert_eq!(d.failed_authentications.to_string(), "100/60s");
+        assert_eq!(d.sign_in_per_email_and_address.to_string(), "5/900s");
+        assert!(d.plans.is_empty(), "unlimited unless set");
+        assert!((1..=4).contains(&d.password_hashes));
+        let s = Settings::from_toml(
+            "[rate_limits]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\npassword_hashes = 2\n\
+             [rate_limits.plans]\nfree = \"600/1m\"\npro = \"6000/1m\"",
+        )
+        .unwrap()
+        .rate_limits;
+        assert_eq!(s.password_hashes, 2);
+        assert_eq!(s.plans[&keyward_core::domain::Plan::Free].to_string(), "600/60s");
+        let ip = "10.1.2.3".parse().unwrap();
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("x-forwarded-for", "192.0.2.1".parse().unwrap());
+        assert_eq!(s.trusted_proxies.client(ip, &h).to_string(), "192.0.2.1");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (toml, key) in [
+            ("[rate_limits]\ntrusted_proxies = [\"10.0.0.0/33\"]", "rate_limits.trusted_proxies"),
+            ("[rate_limits]\nfailed_authentications = \"lots\"", "rate_limits.failed_authentications"),
+            ("[rate_limits]\npassword_hashes = 0", "rate_limits.password_hashes"),
+            ("[rate_limits]\npassword_hash_wait = \"1h\"", "rate_limits.password_hash_wait"),
+            ("[rate_limits.plans]\ngold = \"1/1m\"", "rate_limits.plans"),
+            ("[rate_limits.plans]\nfree = \"0/1m\"", "rate_limits.plans.free"),
+        ] {
+            let e = Settings::from_toml(toml).err().unwrap_or_else(|| panic!("{toml} is refused")).to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+    }
 }

@@ -230,7 +230,66 @@ async fn wrong_credentials_from_one_address_are_throttled_before_the_database(db
     assert_eq!(r.status, 401, "{}", r.text);
 }
 
+async fn a_plan_limit_holds_per_credential_with_ratelimit_headers(db: &TestDb) {
+    let app = spawn_app_tables(db, "[rate_limits.plans]\npro = \"4/1m\"").await;
+    let (org, admin) = app.org_with_admin("acme").await;
+    let m = app.member(&org, "ada@acme.test", "member").await;
+    let key = app.key(&m, None).await;
+    for left in (0..4).rev() {
+        let r = status_from(&app, "/auth/check", &key.secret, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("ratelimit-policy").as_deref(), Some("\"per-credential\";q=4;w=60"));
+        let state = r.header("ratelimit").expect("RateLimit on a limited success");
+        assert!(state.starts_with(&format!("\"per-credential\";r={left};t=")), "{state}");
+    }
+    let r = status_from(&app, "/auth/check", &key.secret, None).await;
+    r.assert_error(429, "rate_limited");
+    assert!(r.header("retry-after").is_some_and(|s| (1..=60).contains(&s.parse::<u64>().unwrap())));
+    assert!(r.header("ratelimit").is_some_and(|s| s.contains(";r=0;")), "{:?}", r.header("ratelimit"));
+    assert!(r.header("ratelimit-policy").is_some());
+    // The management API counts too; another credential has its own count.
+    status_from(&app, "/api/v1/me", &key.secret, None).await.assert_error(429, "rate_limited");
+    let other = app.key(&m, None).await;
+    assert_eq!(status_from(&app, "/api/v1/me", &other.secret, None).await.status, 200);
+    // The verify API answers 200 with RATE_LIMITED for a key over its limit.
+    let r =
+        send(app.post("/api/v1/keys/verify").bearer_auth(&admin.secret).json(&serde_json::json!({"key": key.secret})))
+            .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["code"], "RATE_LIMITED", "{}", r.text);
+    assert_eq!(r.body["valid"], false);
+    // A plan without an entry is unlimited: no headers.
+    let free = app
+        .store
+        .create_org(&keyward_core::domain::Slug::parse("beta").unwrap(), "Beta", keyward_core::domain::Plan::Free)
+        .await
+        .unwrap();
+    let bo = app.member(&free, "bo@beta.test", "member").await;
+    let unlimited = app.key(&bo, None).await;
+    for _ in 0..6 {
+        let r = status_from(&app, "/auth/check", &unlimited.secret, None).await;
+        assert_eq!(r.status, 200);
+        assert!(r.header("ratelimit").is_none());
+    }
+}
+
+async fn device_authorizations_are_limited_per_client(db: &TestDb) {
+    let app = spawn_app_tables(db, "[rate_limits]\ndevice_authorizations_per_client = \"2/1m\"").await;
+    for _ in 0..2 {
+        app.device_start("keyward-cli", None).await;
+    }
+    let r = app.device_start_reply("keyward-cli", None).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.body["error"], "rate_limited");
+    for h in ["retry-after", "ratelimit-policy", "ratelimit"] {
+        assert!(r.header(h).is_some(), "{h}");
+    }
+    app.device_start("keyward-mcp", None).await;
+}
+
 both_backends!(
+    a_plan_limit_holds_per_credential_with_ratelimit_headers,
+    device_authorizations_are_limited_per_client,
     wrong_credentials_from_one_address_are_throttled_before_the_database,
     a_burst_of_guesses_checks_at_most_the_limit,
     the_owner_signs_in_from_elsewhere_while_an_attacker_is_limited,

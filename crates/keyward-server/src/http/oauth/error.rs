@@ -31,18 +31,20 @@ pub struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: String,
-    /// `Retry-After` of a `429`.
-    retry_after: Option<std::time::Duration>,
+    /// The limit of a `429` (`Retry-After`, `RateLimit-Policy`, `RateLimit`).
+    quota: Option<Box<crate::ratelimit::quota::Quota>>,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self { status, code, description: description.into(), retry_after: None }
+        Self { status, code, description: description.into(), quota: None }
     }
 
-    /// 429 `rate_limited` with `Retry-After`: a limit of DESIGN.md's "Abuse controls".
-    pub fn rate_limited(retry_after: std::time::Duration, d: impl Into<String>) -> Self {
-        Self { retry_after: Some(retry_after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", d) }
+    /// 429 `rate_limited` with `Retry-After` and the `RateLimit` headers: a limit of
+    /// DESIGN.md's "Abuse controls".
+    pub fn rate_limited(quota: crate::ratelimit::quota::Quota) -> Self {
+        let d = crate::http::error::describe(&quota);
+        Self { quota: Some(Box::new(quota)), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", d) }
     }
 
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -122,8 +124,8 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "error_description": self.description });
         let mut response = super::json(self.status, body);
-        if let Some(wait) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::ratelimit::seconds(wait)));
+        if let Some(quota) = &self.quota {
+            quota.apply_refused(response.headers_mut());
         }
         // RFC 9110 §15.5.2: a 401 names a scheme the client can use, also when the client
         // authenticated in the body or not at all; Basic is the one these endpoints read.
@@ -150,9 +152,7 @@ impl OAuthError {
     pub fn from_client_rejection(r: Rejection) -> Self {
         match r {
             Rejection::Unavailable(e) => e.into(),
-            Rejection::Throttled(wait) => {
-                OAuthError::rate_limited(wait, "too many failed authentications from this address; try again later")
-            }
+            Rejection::Throttled(quota) => OAuthError::rate_limited(quota),
             _ => OAuthError::invalid_client("client authentication failed"),
         }
     }
