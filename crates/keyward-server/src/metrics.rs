@@ -53,6 +53,8 @@ pub struct Metrics {
     pub password_checks: Counter,
     /// Password checks refused because none could start in time.
     pub password_checks_refused: Counter,
+    /// Rate-limit counts that could not reach Redis.
+    pub rate_limit_store_errors: Counter,
 }
 
 /// The tables the purge task deletes from.
@@ -191,6 +193,12 @@ impl Metrics {
             "counter",
             "Sign-ins refused (503) because no password check could start in time.",
             vec![(String::new(), self.password_checks_refused.get().to_string())],
+        );
+        series(
+            "keyward_rate_limit_store_errors_total",
+            "counter",
+            "Rate-limit counts that could not reach Redis (per-credential limits then fail open).",
+            vec![(String::new(), self.rate_limit_store_errors.get().to_string())],
         );
         series(
             "keyward_db_pool_connections",

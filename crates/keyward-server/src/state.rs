@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::counters::Counters;
 use crate::ratelimit::credential::CredentialLimits;
 use crate::ratelimit::passwords::PasswordChecks;
+use crate::ratelimit::redis::RedisCounters;
 use crate::ratelimit::settings::RateLimitSettings;
 use crate::ratelimit::{FailureLimit, Rate};
 use crate::usage::UsageRecorder;
@@ -55,7 +56,12 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(settings: &RateLimitSettings, metrics: Arc<Metrics>) -> Self {
+    /// `redis`: the shared counters, when `rate_limits.redis_url` is set.
+    pub fn new(settings: &RateLimitSettings, metrics: Arc<Metrics>, redis: Option<Arc<RedisCounters>>) -> Self {
+        let counters = || match &redis {
+            Some(r) => Counters::Redis(r.clone()),
+            None => Counters::Local(Default::default()),
+        };
         Self {
             login_pair: FailureLimit::of(settings.sign_in_per_email_and_address),
             login_email: FailureLimit::of(settings.sign_in_per_email),
@@ -63,8 +69,8 @@ impl Limits {
             user_code: FailureLimit::of(settings.user_codes),
             user_code_links: FailureLimit::of(settings.user_codes),
             passwords: PasswordChecks::new(settings.password_hashes, settings.password_hash_wait, metrics),
-            credentials: CredentialLimits::new(settings.plans.clone(), Counters::Local(Default::default())),
-            device_authorizations: Counters::Local(Default::default()),
+            credentials: CredentialLimits::new(settings.plans.clone(), counters()),
+            device_authorizations: counters(),
             device_per_address: settings.device_authorizations_per_address,
             device_per_client: settings.device_authorizations_per_client,
         }

@@ -1,6 +1,7 @@
 //! Where fixed-window counters live: in this process ([`super::windows`]), or shared by
 //! every instance in Redis ([`super::redis`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::windows::Windows;
@@ -8,6 +9,7 @@ use super::Rate;
 
 pub enum Counters {
     Local(Windows),
+    Redis(Arc<super::redis::RedisCounters>),
 }
 
 impl Counters {
@@ -17,6 +19,7 @@ impl Counters {
     pub async fn hit(&self, key: &str, rate: Rate) -> Option<(u32, Duration)> {
         match self {
             Counters::Local(w) => Some(w.hit(key, rate)),
+            Counters::Redis(r) => r.hit(key, rate).await,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`credential`]: per-credential limits by organization plan.
 //! - [`counters`], [`windows`]: fixed-window request counters (in the process, or shared).
 //! - [`quota`]: the `RateLimit-Policy`/`RateLimit`/`Retry-After` headers.
+//! - [`redis`]: the counters in Redis when `rate_limits.redis_url` is set.
 //!
 //! A [`FailureLimit`] counts per key (`email:…`, `ip:…`, `user:…`) in a window; at `max`
 //! the key is refused until its window ends. Sign-in *takes* a slot before it hashes a
@@ -18,14 +19,17 @@
 //! dropped, and if it is still full a new key is refused — a flood of distinct keys fails
 //! closed rather than growing memory without end.
 //!
-//! Counters live in one process: with several instances behind a load balancer, each
-//! enforces its own limit (documented in docs/decisions.md).
+//! Per-credential and device-authorization counters live in the process by default, or
+//! in Redis with `rate_limits.redis_url` (one count for every instance). Sign-in,
+//! user-code and failed-authentication counters always live in the process: with
+//! several instances each enforces its own (docs/decisions.md).
 
 pub mod address;
 pub mod counters;
 pub mod credential;
 pub mod passwords;
 pub mod quota;
+pub mod redis;
 pub mod settings;
 pub mod windows;
 

@@ -13,6 +13,9 @@
 //! device_authorizations_per_address = "30/1m"  # POST /oauth/device_authorization
 //! device_authorizations_per_client = "300/1m"
 //!
+//! redis_url = "redis://127.0.0.1:6379/"   # shared counters; default: in the process
+//! redis_namespace = "keyward"             # key prefix in Redis
+//!
 //! [rate_limits.plans]                     # per credential, by organization plan
 //! free = "600/1m"                         # a plan not listed is unlimited (the default)
 //! ```
@@ -46,6 +49,8 @@ pub(crate) struct RawRateLimits {
     device_authorizations_per_address: String,
     device_authorizations_per_client: String,
     plans: BTreeMap<String, String>,
+    redis_url: Option<String>,
+    redis_namespace: String,
 }
 
 impl Default for RawRateLimits {
@@ -62,6 +67,8 @@ impl Default for RawRateLimits {
             device_authorizations_per_address: "30/1m".into(),
             device_authorizations_per_client: "300/1m".into(),
             plans: BTreeMap::new(),
+            redis_url: None,
+            redis_namespace: "keyward".into(),
         }
     }
 }
@@ -86,6 +93,9 @@ pub struct RateLimitSettings {
     pub device_authorizations_per_client: Rate,
     /// Per-credential limits by plan; a plan not here is unlimited.
     pub plans: BTreeMap<Plan, Rate>,
+    /// Where shared counters live; `None`: in the process.
+    pub redis_url: Option<String>,
+    pub redis_namespace: String,
 }
 
 impl Default for RateLimitSettings {
@@ -134,6 +144,18 @@ pub(crate) fn check(raw: RawRateLimits) -> Result<RateLimitSettings, ConfigError
         })?;
         plans.insert(plan, rate(&format!("plans.{name}"), value)?);
     }
+    if let Some(url) = &raw.redis_url {
+        // The URL may hold a password: name only its scheme.
+        if redis::Client::open(url.as_str()).is_err() {
+            let scheme = url.split(':').next().unwrap_or_default();
+            return Err(ConfigError(format!(
+                "`rate_limits.redis_url` (scheme {scheme:?}) is not a Redis URL; write e.g. \"redis://127.0.0.1:6379/\""
+            )));
+        }
+    }
+    if raw.redis_namespace.is_empty() || raw.redis_namespace.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError("`rate_limits.redis_namespace`: write a non-empty name without spaces".into()));
+    }
     Ok(RateLimitSettings {
         trusted_proxies: TrustedProxies::new(trusted),
         failed_authentications: rate("failed_authentications", &raw.failed_authentications)?,
@@ -152,6 +174,8 @@ pub(crate) fn check(raw: RawRateLimits) -> Result<RateLimitSettings, ConfigError
             &raw.device_authorizations_per_client,
         )?,
         plans,
+        redis_url: raw.redis_url,
+        redis_namespace: raw.redis_namespace,
     })
 }
 

@@ -56,6 +56,8 @@
 //!   with `*` keeps its explicit entries.
 //! - [`login`]: `/login`, `/logout` and the `/device` page: one failure message, the
 //!   session cookie, local `next` only, CSRF, rate limits, plain pages, bad forms.
+//! - [`shared_limits`]: per-credential counters per instance, or shared through Redis;
+//!   an unreachable Redis fails open.
 //! - [`purge`]: the background purge of ended rows, and its metrics.
 //! - [`races`]: concurrent state changes (rolls, rotations, refresh-token reuse,
 //!   deletions while issuing) from many tasks at once: one winner, never a 500.
@@ -92,6 +94,7 @@ mod revocation;
 mod secrets_at_rest;
 mod service_accounts;
 mod session_api;
+mod shared_limits;
 mod usage;
 mod verify;
 mod web_admin;
