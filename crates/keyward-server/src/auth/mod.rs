@@ -107,6 +107,13 @@ pub struct Authenticator {
 /// Concurrent cache-miss lookups at most.
 pub const MAX_CONCURRENT_MISSES: usize = 4;
 
+/// How long a `429` for an address over its failed-authentication limit is held before
+/// it is sent: a client that retries at once (a guessing script, one request per
+/// connection at a time) is slowed to a few requests a second per connection, instead of
+/// spinning through refusals as fast as the server answers them and taking CPU from
+/// everyone else. It holds a sleeping task and a socket, nothing more.
+pub const THROTTLED_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl Authenticator {
     pub fn new(
         store: Store,
@@ -144,7 +151,7 @@ impl Authenticator {
     /// cache already knows ([`Rejection::Throttled`] instead of a database lookup).
     pub async fn authenticate_from(&self, headers: &HeaderMap, from: Option<IpAddr>) -> Result<Identity, Rejection> {
         let result = self.authenticate_inner(headers, from).await;
-        self.note(&result, from);
+        self.note(&result, from).await;
         match &result {
             Ok(identity) => {
                 self.metrics.auth_ok.inc();
@@ -160,12 +167,13 @@ impl Authenticator {
         result
     }
 
-    /// Counts a wrong credential against its client address.
-    fn note<T>(&self, result: &Result<T, Rejection>, from: Option<IpAddr>) {
-        if let (Err(rejection), Some(ip)) = (result, from) {
-            if rejection.is_failure() {
-                self.failures.fail(&ip.to_string());
-            }
+    /// Counts a wrong credential against its client address, and holds a throttled
+    /// address's answer for [`THROTTLED_DELAY`].
+    async fn note<T>(&self, result: &Result<T, Rejection>, from: Option<IpAddr>) {
+        match (result, from) {
+            (Err(rejection), Some(ip)) if rejection.is_failure() => self.failures.fail(&ip.to_string()),
+            (Err(Rejection::Throttled(_)), _) => tokio::time::sleep(THROTTLED_DELAY).await,
+            _ => {}
         }
     }
 
@@ -258,7 +266,7 @@ impl Authenticator {
         from: Option<IpAddr>,
     ) -> Result<Arc<Grant>, Rejection> {
         let result = self.client_secret_in(client_id, secret, from).await;
-        self.note(&result, from);
+        self.note(&result, from).await;
         result
     }
 
