@@ -190,6 +190,38 @@ pub fn has_hidden_characters(s: &str) -> bool {
     s.chars().any(is_hidden)
 }
 
+/// An OAuth client id as keyward accepts one from outside (a device client in the
+/// configuration, an imported service account's existing id): 1–255 characters, without
+/// `:` (HTTP Basic could not carry it as the user-id, RFC 7617 §2), whitespace, or control
+/// and format characters. Ids keyward generates (`sa_…`) are of this form too.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        if s.is_empty()
+            || s.chars().count() > 255
+            || has_hidden_characters(s)
+            || s.chars().any(|c| c == ':' || c.is_whitespace())
+        {
+            return Err(Invalid(
+                "a client id must be 1–255 characters, without ':', spaces, control or format characters".into(),
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -199,6 +231,18 @@ impl fmt::Display for Name {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_ids_have_one_rule() {
+        for ok in ["keyward-cli", "sa_01J", "legacy.client@example", "x"] {
+            assert_eq!(ClientId::parse(ok).unwrap().as_str(), ok);
+        }
+        let long = "a".repeat(256);
+        for bad in ["", "a b", "a:b", "a\tb", "a\u{200B}b", "a\u{202E}b", long.as_str()] {
+            assert!(ClientId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(ClientId::parse(&"é".repeat(255)).is_ok(), "characters, not bytes");
+    }
 
     #[test]
     fn slugs() {

@@ -6,6 +6,8 @@
 //! list (the `[cache]` table, `usage_flush_interval`, `change_poll_interval`,
 //! `permissions`, `[roles]`, `log_format`) are documented in `docs/configuration.md`.
 
+pub mod gateway;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -15,7 +17,7 @@ use std::time::Duration;
 use axum::http::HeaderName;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use keyward_core::domain::Plan;
+use keyward_core::domain::{ClientId, Plan};
 use keyward_core::permission::{default_roles, Roles, DEFAULT_CATALOGUE};
 use keyward_core::secret::SecretFormat;
 use serde::{Deserialize, Deserializer};
@@ -32,7 +34,7 @@ struct RawConfig {
     oauth: RawOAuth,
     device: RawDevice,
     service_accounts: RawServiceAccounts,
-    gateway: Option<crate::gateway::settings::RawGateway>,
+    gateway: Option<gateway::RawGateway>,
     #[serde(deserialize_with = "list")]
     permissions: Vec<String>,
     #[serde(deserialize_with = "list_map")]
@@ -238,7 +240,7 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     /// How long a refresh token may wait to be exchanged (each exchange issues a new one).
     pub refresh_token_ttl: Duration,
-    pub device_client_ids: Vec<String>,
+    pub device_client_ids: Vec<ClientId>,
     /// Display names of the device clients (every configured id has one).
     pub device_client_names: BTreeMap<String, String>,
     /// How long a device code lives.
@@ -258,8 +260,8 @@ pub struct Settings {
     /// How often the change log is read for revocations made by other processes.
     pub change_poll_interval: Duration,
     pub log_format: LogFormat,
-    /// The `[gateway]` table, when the gateway is on (see [`crate::gateway::settings`]).
-    pub gateway: Option<crate::gateway::GatewaySettings>,
+    /// The `[gateway]` table, when the gateway is on (see [`gateway`]).
+    pub gateway: Option<gateway::GatewaySettings>,
     pub purge: PurgeSettings,
     /// The `[rate_limits]` table (see [`crate::ratelimit::settings`]).
     pub rate_limits: crate::ratelimit::settings::RateLimitSettings,
@@ -354,18 +356,16 @@ impl Settings {
             .ok_or_else(|| bad("api_key_header", &raw.api_key_header, "not a header name (and not Authorization)"))?;
         let roles = Roles::new(&raw.permissions, &roles_over_defaults(raw.roles))
             .map_err(|e| ConfigError(format!("`permissions`/`roles`: {}", e.0)))?;
-        let gateway = raw.gateway.map(|g| crate::gateway::settings::check(g, &roles)).transpose()?;
+        let gateway = raw.gateway.map(|g| gateway::check(g, &roles)).transpose()?;
         let min_plan = raw.service_accounts.min_plan.parse().map_err(|e: keyward_core::domain::Invalid| {
             bad("service_accounts.min_plan", &raw.service_accounts.min_plan, &e.0)
         })?;
-        if raw
+        let device_client_ids = raw
             .device
             .client_ids
             .iter()
-            .any(|c| c.is_empty() || c.chars().any(|ch| ch.is_whitespace() || ch.is_control()))
-        {
-            return Err(ConfigError("`device.client_ids`: client ids cannot be empty or contain spaces".into()));
-        }
+            .map(|c| ClientId::parse(c).map_err(|e| bad("device.client_ids", c, &e.0)))
+            .collect::<Result<Vec<_>, _>>()?;
         if raw.cache.capacity == 0 {
             return Err(bad("cache.capacity", "0", "must be at least 1"));
         }
@@ -431,7 +431,7 @@ impl Settings {
             oauth_metadata: raw.oauth.metadata,
             access_token_ttl,
             refresh_token_ttl,
-            device_client_ids: raw.device.client_ids,
+            device_client_ids,
             device_client_names,
             device_code_lifetime,
             device_interval,
@@ -558,7 +558,10 @@ mod tests {
         assert_eq!(s.public_url, "http://127.0.0.1:7070");
         assert_eq!(s.secrets.prefix(), "kw");
         assert_eq!(s.api_key_header.as_str(), "x-api-key");
-        assert_eq!(s.device_client_ids, ["keyward-cli", "keyward-mcp"]);
+        assert_eq!(
+            s.device_client_ids.iter().map(ClientId::as_str).collect::<Vec<_>>(),
+            ["keyward-cli", "keyward-mcp"]
+        );
         assert_eq!(s.access_token_ttl, Duration::from_secs(3600));
         assert!(s.oauth_metadata);
     }
@@ -586,7 +589,7 @@ mod tests {
     #[test]
     fn lists_may_be_comma_separated_text() {
         let s = Settings::from_toml("[device]\nclient_ids = \"a, b\"").unwrap();
-        assert_eq!(s.device_client_ids, ["a", "b"]);
+        assert_eq!(s.device_client_ids.iter().map(ClientId::as_str).collect::<Vec<_>>(), ["a", "b"]);
     }
 
     #[test]
@@ -601,7 +604,7 @@ mod tests {
             let s = Settings::load(Some(Path::new("k.toml"))).expect("loads");
             assert_eq!(s.listen.port(), 2);
             assert!(!s.oauth_metadata);
-            assert_eq!(s.device_client_ids, ["x", "y"]);
+            assert_eq!(s.device_client_ids.iter().map(ClientId::as_str).collect::<Vec<_>>(), ["x", "y"]);
             assert_eq!(s.roles.permissions_of("auditor").to_strings(), ["audit:read", "members:read"]);
             assert!(s.roles.role("owner").is_some(), "the default roles stay");
             Ok(())

@@ -20,10 +20,11 @@ use keyward_core::domain::Name;
 use keyward_core::ids::{KeyId, OrgId};
 use keyward_core::legacy::ImportedHash;
 use keyward_core::permission::{Permission, PermissionSet, Roles};
-use keyward_core::secret::{DisplayPrefix, PlainSecret, SecretFormat, SecretKind};
+use keyward_core::secret::{DisplayPrefix, PlainSecret, SecretKind};
 use keyward_store::{Actor, ApiKey, CredentialRef, KeyOrigin, KeyScope, NewApiKey, Principal, Store, StoreError};
 
 use crate::auth::grant::Grant;
+use crate::deployment::Deployment;
 
 /// The longest grace period a roll may keep an old secret alive for.
 pub const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
@@ -137,27 +138,21 @@ pub fn check_request(
 }
 
 /// Makes a key for `principal` in `org`; returns it with its secret, shown this once.
-#[allow(clippy::too_many_arguments)]
 pub async fn create(
-    store: &Store,
-    secrets: &SecretFormat,
-    roles: &Roles,
+    d: &Deployment<'_>,
     org: &OrgId,
     principal: &Principal,
     creator: &Creator<'_>,
     req: &KeyRequest,
     actor: &Actor,
 ) -> Result<(ApiKey, PlainSecret), KeyRuleError> {
-    create_from(store, secrets, roles, org, principal, creator, &Lineage::default(), req, actor).await
+    create_from(d, org, principal, creator, &Lineage::default(), req, actor).await
 }
 
 /// Makes a key as [`create`] does, made by the credential `lineage` describes: bounded
 /// by its expiry, and recorded as its descendant.
-#[allow(clippy::too_many_arguments)]
 pub async fn create_from(
-    store: &Store,
-    secrets: &SecretFormat,
-    roles: &Roles,
+    d: &Deployment<'_>,
     org: &OrgId,
     principal: &Principal,
     creator: &Creator<'_>,
@@ -165,9 +160,9 @@ pub async fn create_from(
     req: &KeyRequest,
     actor: &Actor,
 ) -> Result<(ApiKey, PlainSecret), KeyRuleError> {
-    let (name, permissions) = check_request(roles, creator, req, Utc::now())?;
+    let (name, permissions) = check_request(d.roles, creator, req, Utc::now())?;
     let expires_at = lineage.bound(req.expires_at)?;
-    let secret = secrets.generate(SecretKind::ApiKey);
+    let secret = d.secrets.generate(SecretKind::ApiKey);
     let new = NewApiKey {
         org_id: org.clone(),
         principal: principal.clone(),
@@ -176,7 +171,7 @@ pub async fn create_from(
         permissions,
         expires_at,
     };
-    let key = store.create_api_key_from(&new, &secret.hash(), &lineage.origin, actor).await?;
+    let key = d.store.create_api_key_from(&new, &secret.hash(), &lineage.origin, actor).await?;
     Ok((key, secret))
 }
 
@@ -223,8 +218,7 @@ pub async fn import(
 
 /// Gives a key a new secret; the old one keeps working for `grace_seconds`.
 pub async fn roll(
-    store: &Store,
-    secrets: &SecretFormat,
+    d: &Deployment<'_>,
     scope: Option<&KeyScope>,
     id: &KeyId,
     grace_seconds: i64,
@@ -233,8 +227,9 @@ pub async fn roll(
     if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
         return Err(KeyRuleError::Invalid(format!("grace_seconds must lie between 0 and {MAX_GRACE_SECONDS}")));
     }
-    let secret = secrets.generate(SecretKind::ApiKey);
-    let key = store
+    let secret = d.secrets.generate(SecretKind::ApiKey);
+    let key = d
+        .store
         .roll_api_key(scope, id, &secret.hash(), &secret.display_prefix(), Duration::seconds(grace_seconds), actor)
         .await?;
     Ok((key, secret))

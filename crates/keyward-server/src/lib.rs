@@ -23,6 +23,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod deployment;
 pub mod gateway;
 pub mod http;
 pub mod keys;

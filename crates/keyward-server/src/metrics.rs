@@ -11,6 +11,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::auth::reason::Reason;
+
 #[derive(Default)]
 pub struct Counter(AtomicU64);
 
@@ -26,14 +28,11 @@ impl Counter {
     }
 }
 
-/// Rejection reasons, in the order of the `rejected` counters.
-const REASONS: [&str; 8] =
-    ["missing", "malformed", "unknown", "revoked", "expired", "not_member", "unavailable", "rate_limited"];
-
 #[derive(Default)]
 pub struct Metrics {
     pub auth_ok: Counter,
-    rejected: [Counter; REASONS.len()],
+    /// By [`Reason`], in the order of [`Reason::ALL`].
+    rejected: [Counter; Reason::ALL.len()],
     pub cache_hit: Counter,
     pub cache_miss: Counter,
     /// Route template → status → responses.
@@ -68,10 +67,8 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    pub fn auth_rejected(&self, reason: &str) {
-        if let Some(i) = REASONS.iter().position(|r| *r == reason) {
-            self.rejected[i].inc();
-        }
+    pub fn auth_rejected(&self, reason: Reason) {
+        self.rejected[reason as usize].inc();
     }
 
     /// One response on `route` (the route template, e.g. `/api/v1/api-keys/{id}`).
@@ -108,9 +105,10 @@ impl Metrics {
             }
         };
         let mut auth = vec![("{result=\"ok\",kind=\"api_key\"}".to_owned(), self.auth_ok.get().to_string())];
-        for (reason, c) in REASONS.iter().zip(&self.rejected) {
+        for (reason, c) in Reason::ALL.iter().zip(&self.rejected) {
             // Keys whose record was found are api_key rejections; the rest name no kind.
-            let kind = if matches!(*reason, "revoked" | "expired" | "not_member") { "api_key" } else { "none" };
+            let kind = if reason.found_the_credential() { "api_key" } else { "none" };
+            let reason = reason.as_str();
             auth.push((format!("{{result=\"{reason}\",kind=\"{kind}\"}}"), c.get().to_string()));
         }
         series("keyward_authentications_total", "counter", "Credentials checked, by result and credential kind.", auth);
@@ -221,7 +219,7 @@ mod tests {
     fn renders_every_series() {
         let m = Metrics::default();
         m.auth_ok.inc();
-        m.auth_rejected("revoked");
+        m.auth_rejected(crate::auth::Reason::Revoked);
         m.response("/api/v1/me", 401);
         m.response("/api/v1/me", 401);
         m.propagation_lag(chrono::Duration::milliseconds(12));

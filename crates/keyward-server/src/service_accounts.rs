@@ -12,13 +12,14 @@
 
 use chrono::Duration;
 use keyward_core::assertion::PublicKey;
-use keyward_core::domain::{Name, Plan};
+use keyward_core::domain::{ClientId, Name, Plan};
 use keyward_core::ids::{OrgId, ServiceAccountId};
 use keyward_core::legacy::BcryptHash;
 use keyward_core::permission::{Roles, OWNER_ROLE};
 use keyward_core::secret::{PlainSecret, SecretFormat, SecretKind};
-use keyward_store::{Actor, NewClientSecret, NewServiceAccount, Org, ServiceAccount, Store, StoreError};
+use keyward_store::{Actor, NewClientSecret, NewServiceAccount, Org, ServiceAccount, StoreError};
 
+use crate::deployment::Deployment;
 use crate::keys::MAX_GRACE_SECONDS;
 use crate::members::Acting;
 
@@ -112,12 +113,8 @@ fn new_secret(secrets: &SecretFormat) -> (PlainSecret, NewClientSecret) {
 
 /// Makes an account in `org`; returns it with its client secret (when one was made),
 /// shown this once.
-#[allow(clippy::too_many_arguments)]
 pub async fn create(
-    store: &Store,
-    secrets: &SecretFormat,
-    roles: &Roles,
-    min_plan: Plan,
+    d: &Deployment<'_>,
     org: OrgRef<'_>,
     giver: Acting<'_>,
     req: &AccountRequest,
@@ -125,14 +122,14 @@ pub async fn create(
 ) -> Result<(ServiceAccount, Option<PlainSecret>), AccountRuleError> {
     let name = Name::parse(&req.name).map_err(|e| AccountRuleError::Invalid(e.0))?;
     let role = req.role.as_deref().unwrap_or(DEFAULT_ROLE);
-    check_org_and_role(min_plan, roles, org.plan, role, giver)?;
+    check_org_and_role(d.min_plan, d.roles, org.plan, role, giver)?;
     let public_keys = parse_public_keys(&req.public_keys)?;
     let with_secret = req.secret.unwrap_or(public_keys.is_empty());
     if !with_secret && public_keys.is_empty() {
         return Err(AccountRuleError::Invalid("a service account needs a client secret or a public key".into()));
     }
     let (plain, secret) = if with_secret {
-        let (plain, stored) = new_secret(secrets);
+        let (plain, stored) = new_secret(d.secrets);
         (Some(plain), Some(stored))
     } else {
         (None, None)
@@ -145,17 +142,14 @@ pub async fn create(
         secret,
         public_keys,
     };
-    let account = store.create_service_account(&new, actor).await?;
+    let account = d.store.create_service_account(&new, actor).await?;
     Ok((account, plain))
 }
 
 /// Registers an account whose bcrypt-hashed client secret comes from another system
 /// (an admin command): the client id and secret keep working unchanged.
-#[allow(clippy::too_many_arguments)]
 pub async fn import(
-    store: &Store,
-    roles: &Roles,
-    min_plan: Plan,
+    d: &Deployment<'_>,
     org: OrgRef<'_>,
     client_id: &str,
     bcrypt: &BcryptHash,
@@ -163,18 +157,11 @@ pub async fn import(
     role: Option<&str>,
     actor: &Actor,
 ) -> Result<ServiceAccount, AccountRuleError> {
-    if client_id.is_empty()
-        || client_id.len() > 255
-        || keyward_core::domain::has_hidden_characters(client_id)
-        || client_id.chars().any(|c| c == ':' || c.is_whitespace())
-    {
-        return Err(AccountRuleError::Invalid(
-            "a client id must be 1–255 characters, without ':', spaces, control or format characters".into(),
-        ));
-    }
+    let client_id = ClientId::parse(client_id).map_err(|e| AccountRuleError::Invalid(e.0))?;
+    let client_id = client_id.as_str();
     let name = Name::parse(name.unwrap_or(client_id)).map_err(|e| AccountRuleError::Invalid(e.0))?;
     let role = role.unwrap_or(DEFAULT_ROLE);
-    check_org_and_role(min_plan, roles, org.plan, role, Acting::Operator)?;
+    check_org_and_role(d.min_plan, d.roles, org.plan, role, Acting::Operator)?;
     let new = NewServiceAccount {
         org_id: org.id.clone(),
         name: name.as_str().to_owned(),
@@ -183,13 +170,12 @@ pub async fn import(
         secret: Some(NewClientSecret::Bcrypt(bcrypt.clone())),
         public_keys: Vec::new(),
     };
-    Ok(store.create_service_account(&new, actor).await?)
+    Ok(d.store.create_service_account(&new, actor).await?)
 }
 
 /// A new client secret; the old ones keep working for `grace_seconds` (0: they stop now).
 pub async fn rotate(
-    store: &Store,
-    secrets: &SecretFormat,
+    d: &Deployment<'_>,
     org: &OrgId,
     id: &ServiceAccountId,
     grace_seconds: i64,
@@ -198,8 +184,8 @@ pub async fn rotate(
     if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
         return Err(AccountRuleError::Invalid(format!("grace_seconds must be between 0 and {MAX_GRACE_SECONDS}")));
     }
-    let (plain, stored) = new_secret(secrets);
-    let account = store.rotate_client_secret(org, id, &stored, Duration::seconds(grace_seconds), actor).await?;
+    let (plain, stored) = new_secret(d.secrets);
+    let account = d.store.rotate_client_secret(org, id, &stored, Duration::seconds(grace_seconds), actor).await?;
     Ok((account, plain))
 }
 

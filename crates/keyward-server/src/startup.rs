@@ -39,6 +39,7 @@ impl Server {
         let cache = Arc::new(GrantCache::new(settings.cache_capacity, settings.cache_ttl, settings.negative_cache_ttl));
         let usage = Arc::new(UsageRecorder::default());
         let metrics = Arc::new(Metrics::default());
+        follow::subscribe(&store, cache.clone());
         let auth = Authenticator::new(store.clone(), &settings, cache, usage.clone(), metrics.clone());
         let listener = TcpListener::bind(settings.listen)
             .await

@@ -7,6 +7,7 @@ use keyward_store::Store;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::deployment::Deployment;
 use crate::metrics::Metrics;
 use crate::ratelimit::counters::Counters;
 use crate::ratelimit::credential::CredentialLimits;
@@ -80,6 +81,11 @@ impl Limits {
 impl AppState {
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
+    }
+
+    /// What the rule modules need, from this server's store and settings.
+    pub fn deployment(&self) -> Deployment<'_> {
+        Deployment::new(&self.store, &self.settings)
     }
 }
 

@@ -13,9 +13,9 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use keyward_core::ids::KeyId;
-use keyward_store::{Actor, AuditEvent, KeyUsage, Store};
+use keyward_store::{Actor, AuditAction, AuditEvent, KeyUsage, Store};
 
-use crate::auth::{Grant, Rejection};
+use crate::auth::grant::Grant;
 
 /// Distinct (key, reason) failure tallies kept between flushes at most; a flood beyond
 /// that is counted in the log line, not in separate events.
@@ -95,17 +95,10 @@ impl UsageRecorder {
         current.into_iter().chain(spilled).collect()
     }
 
-    /// Notes a rejected credential for the audit log (known keys) or the log.
-    pub fn record_rejection(&self, rejection: &Rejection) {
-        let grant: &Grant = match rejection {
-            Rejection::Revoked(g) | Rejection::Expired(g) | Rejection::NotMember(g) => g,
-            Rejection::Unknown | Rejection::Malformed(_) => {
-                tracing::info!(reason = rejection.reason(), "authentication failed");
-                return;
-            }
-            Rejection::Missing | Rejection::Unavailable(_) | Rejection::Throttled(_) => return,
-        };
-        let reason = rejection.reason();
+    /// Notes a failed use of a credential this server knows (revoked, expired, of a
+    /// principal no longer a member) for the audit log: one event per credential and
+    /// reason per flush, with a count.
+    pub fn record_failed_use(&self, grant: &Grant, reason: &'static str) {
         let now = Utc::now();
         let mut p = self.pending.lock().expect("not poisoned");
         let slot = (grant.credential_label(), reason);
@@ -114,7 +107,7 @@ impl UsageRecorder {
             f.last = now;
         } else if p.failures.len() < MAX_FAILURE_TALLIES {
             let actor = Actor { kind: "anonymous".into(), id: None, credential: None };
-            let event = AuditEvent::new(Some(&grant.org_id), &actor, "auth.failed")
+            let event = AuditEvent::new(Some(&grant.org_id), &actor, AuditAction::AuthFailed)
                 .target(grant.credential.kind(), grant.credential.id());
             p.failures.insert(slot, Failure { event, prefix: grant.prefix.as_str().to_owned(), count: 1, last: now });
         } else {

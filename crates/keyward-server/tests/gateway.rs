@@ -19,6 +19,7 @@ use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use keyward_core::domain::{Email, Plan, Slug};
 use keyward_core::permission::Roles;
+use keyward_server::deployment::Deployment;
 use keyward_server::keys::{self, Creator, KeyRequest};
 use keyward_server::{Server, Settings};
 use keyward_store::testing::TestDb;
@@ -210,9 +211,12 @@ impl App {
             expires_at: None,
         };
         let (key, secret) = keys::create(
-            &self.store,
-            &keyward_core::secret::SecretFormat::new("kw").unwrap(),
-            &roles,
+            &Deployment {
+                store: &self.store,
+                secrets: &keyward_core::secret::SecretFormat::new("kw").unwrap(),
+                roles: &roles,
+                min_plan: Plan::Free,
+            },
             &self.org.id,
             &Principal::user(&self.user.id),
             &Creator { holds: &holds, restricted: false },

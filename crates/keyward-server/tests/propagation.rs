@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use keyward_core::domain::{Email, Plan, Slug};
 use keyward_core::permission::Roles;
+use keyward_server::deployment::Deployment;
 use keyward_server::keys::{self, Creator, KeyRequest};
 use keyward_server::{Server, Settings};
 use keyward_store::testing::TestDb;
@@ -64,9 +65,12 @@ impl World {
             expires_at: None,
         };
         let (key, secret) = keys::create(
-            &self.store,
-            &keyward_core::secret::SecretFormat::new("kw").unwrap(),
-            &roles,
+            &Deployment {
+                store: &self.store,
+                secrets: &keyward_core::secret::SecretFormat::new("kw").unwrap(),
+                roles: &roles,
+                min_plan: Plan::Free,
+            },
             &self.org.id,
             &Principal::user(&self.user.id),
             &Creator { holds: &holds, restricted: false },
@@ -210,9 +214,12 @@ impl World {
             expires_at: None,
         };
         let (_, secret) = keys::create(
-            &self.store,
-            &keyward_core::secret::SecretFormat::new("kw").unwrap(),
-            &roles,
+            &Deployment {
+                store: &self.store,
+                secrets: &keyward_core::secret::SecretFormat::new("kw").unwrap(),
+                roles: &roles,
+                min_plan: Plan::Free,
+            },
             &self.org.id,
             &Principal::user(&admin.id),
             &Creator { holds: &holds, restricted: false },
@@ -230,10 +237,12 @@ impl World {
         use keyward_server::service_accounts::{create, AccountRequest, OrgRef};
         let req = AccountRequest { name: "ci".into(), ..Default::default() };
         let (account, secret) = create(
-            &self.store,
-            &keyward_core::secret::SecretFormat::new("kw").unwrap(),
-            &Roles::default(),
-            Plan::Free,
+            &Deployment {
+                store: &self.store,
+                secrets: &keyward_core::secret::SecretFormat::new("kw").unwrap(),
+                roles: &Roles::default(),
+                min_plan: Plan::Free,
+            },
             OrgRef::from(&self.org),
             keyward_server::members::Acting::Operator,
             &req,

@@ -41,6 +41,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use keyward_core::domain::{Email, Plan, Slug};
+use keyward_server::deployment::Deployment;
 use keyward_server::keys::{self, Creator, KeyRequest};
 use keyward_server::{Server, Settings};
 use keyward_store::testing::TestDb;
@@ -113,8 +114,16 @@ async fn target(db: &TestDb) -> Target {
     for (name, permissions) in [("schemathesis", Some(every)), ("spare", None)] {
         let req = KeyRequest { name: name.into(), permissions, expires_at: None };
         let creator = Creator { holds: &holds, restricted: false };
-        let (key, secret) =
-            keys::create(&store, &secrets, &roles, &org.id, &principal, &creator, &req, &Actor::cli()).await.unwrap();
+        let (key, secret) = keys::create(
+            &Deployment { store: &store, secrets: &secrets, roles: &roles, min_plan: Plan::Free },
+            &org.id,
+            &principal,
+            &creator,
+            &req,
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
         made.push((key.id.to_string(), secret.expose().to_owned()));
     }
     let server = Server::build(settings).await.expect("the server starts");

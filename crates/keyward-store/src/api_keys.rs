@@ -14,11 +14,12 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::audit::insert_event;
+use crate::changes::WriteTx;
 use crate::text::{corrupt, permissions_from_text, permissions_to_text};
 use crate::time::{from_ms, opt_from_ms, opt_to_ms, to_ms};
 use crate::{
-    Actor, ApiKey, AuditEvent, Change, KeyGrant, KeyOrigin, NewApiKey, Principal, PrincipalKind, Result, Store,
-    StoreError,
+    Actor, ApiKey, AuditAction, AuditEvent, Change, KeyGrant, KeyOrigin, NewApiKey, Principal, PrincipalKind, Result,
+    Store, StoreError,
 };
 
 const KEY_COLUMNS: &str = "k.id, k.org_id, k.principal_kind, k.principal_id, k.name, k.prefix, k.permissions, \
@@ -174,7 +175,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<ApiKey> {
         let rows = [(new, hash.to_hex(), "sha256")];
-        let mut made = self.insert_api_keys(&rows, origin, "api_key.created", actor).await?;
+        let mut made = self.insert_api_keys(&rows, origin, AuditAction::ApiKeyCreated, actor).await?;
         Ok(made.pop().expect("one in, one out"))
     }
 
@@ -182,7 +183,7 @@ impl Store {
     /// seed a million keys this way). Each gets its audit event.
     pub async fn create_api_keys(&self, batch: &[(NewApiKey, SecretHash)], actor: &Actor) -> Result<Vec<ApiKey>> {
         let rows: Vec<_> = batch.iter().map(|(new, hash)| (new, hash.to_hex(), "sha256")).collect();
-        self.insert_api_keys(&rows, &KeyOrigin::default(), "api_key.created", actor).await
+        self.insert_api_keys(&rows, &KeyOrigin::default(), AuditAction::ApiKeyCreated, actor).await
     }
 
     /// Stores a key imported from a previous system, keeping its hash format.
@@ -191,8 +192,9 @@ impl Store {
             ImportedHash::Sha256(h) => (h.to_hex(), "sha256"),
             ImportedHash::Bcrypt(b) => (b.as_str().to_owned(), "bcrypt"),
         };
-        let mut made =
-            self.insert_api_keys(&[(new, hash, kind)], &KeyOrigin::default(), "api_key.imported", actor).await?;
+        let mut made = self
+            .insert_api_keys(&[(new, hash, kind)], &KeyOrigin::default(), AuditAction::ApiKeyImported, actor)
+            .await?;
         Ok(made.pop().expect("one in, one out"))
     }
 
@@ -201,10 +203,10 @@ impl Store {
         &self,
         rows: &[(&NewApiKey, String, &str)],
         origin: &KeyOrigin,
-        action: &str,
+        action: AuditAction,
         actor: &Actor,
     ) -> Result<Vec<ApiKey>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut made = Vec::with_capacity(rows.len());
         for (new, hash, hash_kind) in rows {
             let key = ApiKey::from_new(new, origin);
@@ -261,12 +263,12 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         let now = crate::time::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(to_ms(now))
                 .bind(id.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -275,11 +277,11 @@ impl Store {
         // the read above), so the answer and the audit event name the last prefix.
         let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.id = $1"))
             .bind(id.as_str())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         key = key_from_row(&row)?;
         self.record_change(&mut tx, &Change::Key(id.clone())).await?;
-        let event = AuditEvent::new(Some(&key.org_id), actor, "api_key.revoked")
+        let event = AuditEvent::new(Some(&key.org_id), actor, AuditAction::ApiKeyRevoked)
             .target("api_key", id)
             .detail(key.audit_detail());
         insert_event(&mut tx, &event).await?;
@@ -309,7 +311,7 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         let now = crate::time::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Write first: the compare-and-set takes the key's row lock (SQLite: the write
         // lock), so the secrets below are changed by the winner alone, and a later
         // statement of this transaction sees every secret committed before it.
@@ -322,7 +324,7 @@ impl Store {
         .bind(id.as_str())
         .bind(key.prefix.as_str())
         .bind(to_ms(key.updated_at))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if won.rows_affected() == 0 {
             tx.rollback().await?;
@@ -338,16 +340,16 @@ impl Store {
             )
             .bind(until)
             .bind(id.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         } else {
-            sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1").bind(id.as_str()).execute(&mut **tx).await?;
         }
         insert_secret(&mut tx, id, &new_hash.to_hex(), "sha256").await?;
         self.record_change(&mut tx, &Change::Key(id.clone())).await?;
         key.prefix = new_prefix.clone();
         key.updated_at = now;
-        let event = AuditEvent::new(Some(&key.org_id), actor, "api_key.rolled")
+        let event = AuditEvent::new(Some(&key.org_id), actor, AuditAction::ApiKeyRolled)
             .target("api_key", id)
             .detail(serde_json::json!({ "prefix": new_prefix.as_str(), "grace_seconds": grace.num_seconds() }));
         insert_event(&mut tx, &event).await?;
@@ -384,7 +386,7 @@ impl Store {
     /// Returns whether this call did it (another request may have been first, or a roll
     /// may have removed the secret meanwhile).
     pub async fn upgrade_bcrypt_secret(&self, bcrypt: &str, hash: &SecretHash) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Lock the key first, as a roll does: otherwise a roll running at the same time
         // deletes the bcrypt row but not the fast one inserted here (its statement's
         // snapshot predates it), and the old secret would outlive the roll.
@@ -393,7 +395,7 @@ impl Store {
              (SELECT key_id FROM api_key_secrets WHERE hash = $1 AND hash_kind = 'bcrypt')",
         )
         .bind(bcrypt)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if locked.rows_affected() == 0 {
             return Ok(false);
@@ -402,7 +404,7 @@ impl Store {
             "DELETE FROM api_key_secrets WHERE hash = $1 AND hash_kind = 'bcrypt' RETURNING key_id, created_at, expires_at",
         )
         .bind(bcrypt)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = done else { return Ok(false) };
         let key_id: String = row.try_get("key_id")?;
@@ -415,7 +417,7 @@ impl Store {
         .bind(&key_id)
         .bind(created)
         .bind(expires)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(crate::conflict_as("a key with this secret"))?;
         // Other processes may have negative-cached the fast hash on their own attempt.
@@ -466,7 +468,7 @@ pub(crate) enum MadeBy<'a> {
 /// saying why. Returns their ids.
 pub(crate) async fn revoke_keys_made_by(
     store: &Store,
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut WriteTx<'_>,
     by: MadeBy<'_>,
     now: DateTime<Utc>,
 ) -> Result<Vec<KeyId>> {
@@ -480,7 +482,7 @@ pub(crate) async fn revoke_keys_made_by(
     ))
     .bind(to_ms(now))
     .bind(id)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut ***tx)
     .await?;
     let mut revoked = Vec::with_capacity(rows.len());
     for row in rows {
@@ -490,7 +492,7 @@ pub(crate) async fn revoke_keys_made_by(
         let org = OrgId::parse(&org).ok_or_else(|| corrupt("org id", &org))?;
         store.record_change(tx, &Change::Key(key.clone())).await?;
         let actor = Actor { kind: "system".into(), id: None, credential: None };
-        let event = AuditEvent::new(Some(&org), &actor, "api_key.revoked")
+        let event = AuditEvent::new(Some(&org), &actor, AuditAction::ApiKeyRevoked)
             .target("api_key", &key)
             .detail(serde_json::json!({ "reason": reason, "origin": id }));
         insert_event(tx, &event).await?;

@@ -1,10 +1,16 @@
 //! The change log: how processes sharing a database learn that a credential lost power.
 //!
-//! Each mutation that can take power away appends a row in its own transaction. Servers
+//! Each mutation that can take power away appends a row in its own transaction, through a
+//! [`WriteTx`]. Once that transaction commits, the changes it recorded are also handed to
+//! this process's subscriber ([`Store::on_change`]: the server's grant cache), so the
+//! process that made a change sees it at once and handlers never restate it. Servers
 //! poll for rows past the highest sequence number they have seen (and re-read a window
 //! below it, because on PostgreSQL a lower sequence number can commit after a higher
 //! one). Applying a change twice is harmless, so the overlap needs no bookkeeping
 //! beyond a set of recently seen numbers kept by the reader.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, RwLock};
 
 use chrono::DateTime;
 use chrono::Utc;
@@ -53,6 +59,59 @@ fn decode(kind: &str, subject: &str) -> Option<Change> {
     }
 }
 
+/// What this process does with a change it committed itself.
+type Subscriber = Arc<dyn Fn(&Change) + Send + Sync>;
+
+/// The subscriber of one [`Store`] and its clones (set once the server has its cache).
+#[derive(Default)]
+pub(crate) struct LocalChanges(RwLock<Option<Subscriber>>);
+
+impl LocalChanges {
+    fn publish(&self, changes: &[Change]) {
+        let subscriber = self.0.read().expect("not poisoned").clone();
+        if let Some(subscriber) = subscriber {
+            changes.iter().for_each(|c| subscriber(c));
+        }
+    }
+}
+
+/// A write transaction that may record changes. Its changes reach this process's
+/// subscriber only after [`WriteTx::commit`]: applied earlier, a concurrent request could
+/// load the old rows again and cache them after the invalidation. Dropped without a commit,
+/// it rolls back and tells nobody.
+pub(crate) struct WriteTx<'c> {
+    tx: Transaction<'c, Any>,
+    changes: Vec<Change>,
+    local: Arc<LocalChanges>,
+}
+
+impl<'c> Deref for WriteTx<'c> {
+    type Target = Transaction<'c, Any>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl WriteTx<'_> {
+    /// Commits, then tells this process's subscriber what changed.
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        self.local.publish(&self.changes);
+        Ok(())
+    }
+
+    /// Rolls back: nothing recorded happened.
+    pub(crate) async fn rollback(self) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
 /// Wakes a reader when a change is committed (PostgreSQL `LISTEN`). Notifications are
 /// only a hint to read the log now: one lost while the connection is down is made up
 /// for by the periodic read.
@@ -69,18 +128,31 @@ impl ChangeListener {
 }
 
 impl Store {
+    /// Starts a transaction whose recorded changes this process learns when it commits.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx<'static>> {
+        Ok(WriteTx { tx: self.pool.begin().await?, changes: Vec::new(), local: self.local_changes.clone() })
+    }
+
+    /// Calls `subscriber` with every change this store (or a clone of it) commits, right
+    /// after the commit and before the mutation returns. Other processes learn the same
+    /// changes from the log. A second call replaces the first subscriber.
+    pub fn on_change(&self, subscriber: impl Fn(&Change) + Send + Sync + 'static) {
+        *self.local_changes.0.write().expect("not poisoned") = Some(Arc::new(subscriber));
+    }
+
     /// Appends a change to the log inside `tx` (and announces it on PostgreSQL).
-    pub(crate) async fn record_change(&self, tx: &mut Transaction<'_, Any>, change: &Change) -> Result<()> {
+    pub(crate) async fn record_change(&self, tx: &mut WriteTx<'_>, change: &Change) -> Result<()> {
         let (kind, subject) = encode(change);
         sqlx::query("INSERT INTO changes (at, kind, subject) VALUES ($1, $2, $3)")
             .bind(to_ms(crate::time::now()))
             .bind(kind)
             .bind(subject)
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?;
         if self.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, '')").bind(CHANGE_CHANNEL).execute(&mut **tx).await?;
+            sqlx::query("SELECT pg_notify($1, '')").bind(CHANGE_CHANNEL).execute(&mut ***tx).await?;
         }
+        tx.changes.push(change.clone());
         Ok(())
     }
 

@@ -55,6 +55,8 @@ pub struct Store {
     backend: Backend,
     /// Kept for the change listener's own connection; never printed.
     pub(crate) url: String,
+    /// Who in this process hears of committed changes (shared by clones).
+    pub(crate) local_changes: std::sync::Arc<crate::changes::LocalChanges>,
 }
 
 /// Never prints the pool's URL, which may carry a password.
@@ -100,7 +102,7 @@ impl Store {
             });
         }
         let pool = pool.connect_with(options).await?;
-        Ok(Self { pool, backend, url })
+        Ok(Self { pool, backend, url, local_changes: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {

@@ -16,7 +16,8 @@ use sqlx::{Any, Row, Transaction};
 use crate::audit::insert_event;
 use crate::time::{from_ms, to_ms};
 use crate::{
-    conflict_as, Actor, AuditEvent, Change, Member, Principal, PrincipalKind, Result, Store, StoreError, User,
+    conflict_as, Actor, AuditAction, AuditEvent, Change, Member, Principal, PrincipalKind, Result, Store, StoreError,
+    User,
 };
 
 fn user_from_row(row: &AnyRow) -> Result<User> {
@@ -159,7 +160,7 @@ impl Store {
 
     /// Makes `principal` a member of `org` with `role`.
     pub async fn add_member(&self, org: &OrgId, principal: &Principal, role: &str, actor: &Actor) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO memberships (org_id, principal_id, principal_kind, role, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -168,14 +169,14 @@ impl Store {
         .bind(principal.kind.as_str())
         .bind(role)
         .bind(to_ms(crate::time::now()))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(conflict_as("this membership"))?;
         // A principal removed earlier may be cached as "not a member": re-adding must
         // reach every cache too, not only removals.
         self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: principal.id.clone() })
             .await?;
-        let event = AuditEvent::new(Some(org), actor, "member.added")
+        let event = AuditEvent::new(Some(org), actor, AuditAction::MemberAdded)
             .target(principal.kind.as_str(), &principal.id)
             .detail(serde_json::json!({ "role": role }));
         insert_event(&mut tx, &event).await?;
@@ -218,23 +219,23 @@ impl Store {
         actor: &Actor,
         check: impl FnOnce(&Standing) -> std::result::Result<(), E>,
     ) -> std::result::Result<Standing, E> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let mut tx = self.begin_write().await?;
         let before = lock_and_read(&mut tx, org, principal_id).await?;
         check(&before)?;
         sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND principal_id = $3")
             .bind(role)
             .bind(org.as_str())
             .bind(principal_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(StoreError::from)?;
         self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: principal_id.to_owned() })
             .await?;
-        let event = AuditEvent::new(Some(org), actor, "member.role_changed")
+        let event = AuditEvent::new(Some(org), actor, AuditAction::MemberRoleChanged)
             .target("principal", principal_id)
             .detail(serde_json::json!({ "from": before.role, "to": role }));
         insert_event(&mut tx, &event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         Ok(before)
     }
 
@@ -249,23 +250,23 @@ impl Store {
         actor: &Actor,
         check: impl FnOnce(&Standing) -> std::result::Result<(), E>,
     ) -> std::result::Result<Standing, E> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let mut tx = self.begin_write().await?;
         let before = lock_and_read(&mut tx, org, principal_id).await?;
         check(&before)?;
         sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND principal_id = $2")
             .bind(org.as_str())
             .bind(principal_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(StoreError::from)?;
         let (keys, tokens) = revoke_credentials_in(&mut tx, org, principal_id).await?;
         self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: principal_id.to_owned() })
             .await?;
-        let event = AuditEvent::new(Some(org), actor, "member.removed")
+        let event = AuditEvent::new(Some(org), actor, AuditAction::MemberRemoved)
             .target("principal", principal_id)
             .detail(serde_json::json!({ "role": before.role, "api_keys_revoked": keys, "tokens_revoked": tokens }));
         insert_event(&mut tx, &event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         Ok(before)
     }
 

@@ -99,13 +99,13 @@ impl Store {
             "DELETE FROM web_sessions WHERE hash IN (SELECT t.hash FROM web_sessions t \
              WHERE t.expires_at < $1 LIMIT $2{lock})"
         );
-        let mut purged = Purged::default();
-        purged.oauth_tokens = self.purge_batches(&tokens_expired, ended, rules).await?
-            + self.purge_batches(&tokens_revoked, ended, rules).await?;
-        purged.device_authorizations = self.purge_batches(&devices, ended, rules).await?;
-        purged.assertion_jtis = self.purge_batches(&jtis, to_ms(rules.jtis_expired_before), rules).await?;
-        purged.web_sessions = self.purge_batches(&sessions, ended, rules).await?;
-        Ok(purged)
+        Ok(Purged {
+            oauth_tokens: self.purge_batches(&tokens_expired, ended, rules).await?
+                + self.purge_batches(&tokens_revoked, ended, rules).await?,
+            device_authorizations: self.purge_batches(&devices, ended, rules).await?,
+            assertion_jtis: self.purge_batches(&jtis, to_ms(rules.jtis_expired_before), rules).await?,
+            web_sessions: self.purge_batches(&sessions, ended, rules).await?,
+        })
     }
 
     /// Runs one bounded delete until it deletes less than a batch, at most

@@ -18,8 +18,8 @@ use crate::audit::insert_event;
 use crate::text::corrupt;
 use crate::time::{from_ms, opt_from_ms, to_ms};
 use crate::{
-    Actor, AuditEvent, Change, ClientRecord, ClientSecretInfo, CredentialGrant, CredentialRef, NewClientSecret,
-    NewServiceAccount, Principal, Result, ServiceAccount, Store, StoreError,
+    Actor, AuditAction, AuditEvent, Change, ClientRecord, ClientSecretInfo, CredentialGrant, CredentialRef,
+    NewClientSecret, NewServiceAccount, Principal, Result, ServiceAccount, Store, StoreError,
 };
 
 const ACCOUNT_SELECT: &str =
@@ -101,7 +101,7 @@ impl Store {
         let id = ServiceAccountId::generate();
         let client_id = new.client_id.clone().unwrap_or_else(|| id.to_string());
         let now = crate::time::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO service_accounts (id, org_id, client_id, name, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -110,7 +110,7 @@ impl Store {
         .bind(&client_id)
         .bind(&new.name)
         .bind(to_ms(now))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(crate::conflict_as("a service account with this client id"))?;
         sqlx::query(
@@ -120,7 +120,7 @@ impl Store {
         .bind(id.as_str())
         .bind(&new.role)
         .bind(to_ms(now))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if let Some(secret) = &new.secret {
             insert_secret(&mut tx, &id, secret).await?;
@@ -130,7 +130,7 @@ impl Store {
         }
         // A new secret's hash may sit in a negative cache.
         self.record_change(&mut tx, &Change::KeyCreated).await?;
-        let event = AuditEvent::new(Some(&new.org_id), actor, "service_account.created")
+        let event = AuditEvent::new(Some(&new.org_id), actor, AuditAction::ServiceAccountCreated)
             .target("service_account", &id)
             .detail(serde_json::json!({
                 "name": new.name,
@@ -293,14 +293,14 @@ impl Store {
         bcrypt: &str,
         hash: &SecretHash,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "DELETE FROM service_account_secrets WHERE account_id = $1 AND hash = $2 AND hash_kind = 'bcrypt' \
              RETURNING created_at, expires_at",
         )
         .bind(account.as_str())
         .bind(bcrypt)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = done else { return Ok(false) };
         let account = account.as_str();
@@ -314,7 +314,7 @@ impl Store {
         .bind(account)
         .bind(created)
         .bind(expires)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(crate::conflict_as("this secret for this client"))?;
         self.record_change(&mut tx, &Change::KeyCreated).await?;
@@ -352,9 +352,9 @@ impl Store {
         // (as for key rolls), rather than each answering a secret the next one removes.
         let before = self.secret_hashes(&self.pool, id).await?;
         let now = crate::time::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         lock_live_account(&mut tx, org, id).await?;
-        if self.secret_hashes(&mut *tx, id).await? != before {
+        if self.secret_hashes(&mut **tx, id).await? != before {
             return Err(StoreError::Concurrent("this service account's secrets"));
         }
         if grace > Duration::zero() {
@@ -364,19 +364,19 @@ impl Store {
             )
             .bind(until)
             .bind(id.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         } else {
             sqlx::query("DELETE FROM service_account_secrets WHERE account_id = $1")
                 .bind(id.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         insert_secret(&mut tx, id, secret).await?;
         // Cached grants of the old secrets carry their old expiry: drop them.
         self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: id.to_string() }).await?;
         self.record_change(&mut tx, &Change::KeyCreated).await?;
-        let event = AuditEvent::new(Some(org), actor, "service_account.secret_rotated")
+        let event = AuditEvent::new(Some(org), actor, AuditAction::ServiceAccountSecretRotated)
             .target("service_account", id)
             .detail(serde_json::json!({ "grace_seconds": grace.num_seconds() }));
         insert_event(&mut tx, &event).await?;
@@ -407,7 +407,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         lock_live_account(&mut tx, org, id).await?;
         insert_public_key(&mut tx, id, key).await?;
-        let event = AuditEvent::new(Some(org), actor, "service_account.key_added")
+        let event = AuditEvent::new(Some(org), actor, AuditAction::ServiceAccountKeyAdded)
             .target("service_account", id)
             .detail(serde_json::json!({ "kid": key.kid(), "alg": key.alg().as_str() }));
         insert_event(&mut tx, &event).await?;
@@ -433,7 +433,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let event = AuditEvent::new(Some(org), actor, "service_account.key_removed")
+        let event = AuditEvent::new(Some(org), actor, AuditAction::ServiceAccountKeyRemoved)
             .target("service_account", id)
             .detail(serde_json::json!({ "kid": kid }));
         insert_event(&mut tx, &event).await?;
@@ -474,7 +474,7 @@ impl Store {
         check: &impl Fn(&crate::members::Standing) -> std::result::Result<(), E>,
     ) -> Result<std::result::Result<(), E>> {
         let now = to_ms(crate::time::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let before = crate::members::lock_and_read(&mut tx, org, id.as_str()).await?;
         if let Err(refused) = check(&before) {
             return Ok(Err(refused));
@@ -485,7 +485,7 @@ impl Store {
         .bind(now)
         .bind(id.as_str())
         .bind(org.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -498,16 +498,16 @@ impl Store {
             "DELETE FROM service_account_secrets WHERE account_id = $1",
             "DELETE FROM service_account_keys WHERE account_id = $1",
         ] {
-            sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(id.as_str()).execute(&mut **tx).await?;
         }
         for sql in [
             "UPDATE api_keys SET revoked_at = $2, updated_at = $2 WHERE principal_id = $1 AND revoked_at IS NULL",
             "UPDATE oauth_tokens SET revoked_at = $2 WHERE principal_id = $1 AND revoked_at IS NULL",
         ] {
-            sqlx::query(sql).bind(id.as_str()).bind(now).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(id.as_str()).bind(now).execute(&mut **tx).await?;
         }
         self.record_change(&mut tx, &Change::Member { org_id: org.clone(), principal_id: id.to_string() }).await?;
-        let event = AuditEvent::new(Some(org), actor, "service_account.deleted")
+        let event = AuditEvent::new(Some(org), actor, AuditAction::ServiceAccountDeleted)
             .target("service_account", id)
             .detail(serde_json::json!({ "role": before.role }));
         insert_event(&mut tx, &event).await?;

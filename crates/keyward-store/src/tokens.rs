@@ -13,6 +13,7 @@ use keyward_core::secret::{DisplayPrefix, SecretHash};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::changes::WriteTx;
 use crate::text::{corrupt, permissions_from_text, permissions_to_text};
 use crate::time::{from_ms, to_ms};
 use crate::{
@@ -223,7 +224,7 @@ impl Store {
         next: impl FnOnce(&RefreshedGrant) -> Option<NewTokens>,
     ) -> Result<(RefreshOutcome, Option<IssuedTokens>)> {
         let hex = hash.to_hex();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if !lock_token_family(&mut tx, self.backend(), &hex).await? {
             return Ok((RefreshOutcome::Invalid, None));
         }
@@ -237,11 +238,11 @@ impl Store {
         .bind(to_ms(now))
         .bind(&hex)
         .bind(client_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE t.hash = $1 AND t.kind = 'refresh'"))
             .bind(&hex)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let Some(row) = row else { return Ok((RefreshOutcome::Invalid, None)) };
         let info = info_from_row(&row)?;
@@ -295,7 +296,7 @@ impl Store {
         let hex = hash.to_hex();
         retrying(|| async {
             let now = crate::time::now();
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             if !lock_token_family(&mut tx, self.backend(), &hex).await? {
                 return Ok(None);
             }
@@ -306,7 +307,7 @@ impl Store {
             .bind(to_ms(now))
             .bind(&hex)
             .bind(client_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
             let Some(row) = row else { return Ok(None) };
             let kind: String = row.try_get("kind")?;
@@ -331,7 +332,7 @@ impl Store {
     /// Revokes a family (a signed-in device, or reuse detected elsewhere).
     pub async fn revoke_family(&self, family: &FamilyId) -> Result<()> {
         retrying(|| async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             lock_family(&mut tx, self.backend(), family.as_str()).await?;
             self.revoke_family_in(&mut tx, family, crate::time::now()).await?;
             tx.commit().await?;
@@ -342,16 +343,11 @@ impl Store {
 
     /// Revokes every token of `family` inside `tx` (whose first write this may be on
     /// SQLite: an `UPDATE` takes the write lock even when it matches nothing).
-    async fn revoke_family_in(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        family: &FamilyId,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    async fn revoke_family_in(&self, tx: &mut WriteTx<'_>, family: &FamilyId, now: DateTime<Utc>) -> Result<()> {
         sqlx::query("UPDATE oauth_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
             .bind(to_ms(now))
             .bind(family.as_str())
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?;
         // No key outlives the tokens that made it (DESIGN.md).
         crate::api_keys::revoke_keys_made_by(self, tx, crate::api_keys::MadeBy::Family(family), now).await?;

@@ -57,7 +57,43 @@ contract!(
     purge_keeps_a_device_while_its_family_lives,
     purge_works_in_bounded_batches,
     a_bcrypt_upgrade_keeps_a_rolled_secrets_grace,
+    the_subscriber_hears_exactly_what_the_log_records,
 );
+
+/// `on_change`: every committed change reaches this process's subscriber, in the log's
+/// order, and a mutation that fails or changes nothing tells it nothing.
+async fn the_subscriber_hears_exactly_what_the_log_records(store: &Store) {
+    let (org, user) = setup(store).await;
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Change>::new()));
+    store.on_change({
+        let heard = heard.clone();
+        move |c| heard.lock().unwrap().push(c.clone())
+    });
+    let before = store.latest_change().await.unwrap();
+    let (new, secret) = new_key(&org, &user, None);
+    let key = store.create_api_key(&new, &secret.hash(), &Actor::cli()).await.unwrap();
+    let mine = KeyScope { org_id: org.id.clone(), principal_id: Some(user.id.to_string()) };
+    store.revoke_api_key(Some(&mine), &key.id, &Actor::cli()).await.unwrap();
+    // Already revoked: refused, and nothing to tell.
+    assert!(store.revoke_api_key(Some(&mine), &key.id, &Actor::cli()).await.is_err());
+    store.set_role(&org.id, &user.id.to_string(), "admin", &Actor::cli()).await.unwrap();
+    // A clone shares the subscriber (the server hands clones to every part).
+    let (again, secret) = new_key(&org, &user, None);
+    store.clone().create_api_key(&again, &secret.hash(), &Actor::cli()).await.unwrap();
+
+    let logged: Vec<Change> =
+        store.changes_after(before, 100).await.unwrap().into_iter().map(|row| row.change).collect();
+    assert_eq!(
+        logged,
+        vec![
+            Change::KeyCreated,
+            Change::Key(key.id.clone()),
+            Change::Member { org_id: org.id.clone(), principal_id: user.id.to_string() },
+            Change::KeyCreated,
+        ]
+    );
+    assert_eq!(*heard.lock().unwrap(), logged);
+}
 
 /// `changes_since`: everything past the cursor; below it, only rows written since
 /// `recent_since` (what a late PostgreSQL commit can be).

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use anyhow::{anyhow, Context as _};
 use keyward_core::domain::{Email, Slug};
+use keyward_server::deployment::Deployment;
 use keyward_server::Settings;
 use keyward_store::{Backend, Org, Store, StoreError, User};
 
@@ -20,6 +21,11 @@ pub struct Context {
 }
 
 impl Context {
+    /// What the rule modules need, from this command's store and settings.
+    pub fn deployment(&self) -> Deployment<'_> {
+        Deployment::new(&self.store, &self.settings)
+    }
+
     /// Opens the configured database, which must exist, and applies pending migrations.
     pub async fn open(config: Option<&Path>) -> anyhow::Result<Self> {
         let settings = Settings::load(config)?;

@@ -55,18 +55,10 @@ pub async fn run(config: Option<&Path>, cmd: KeyCommand) -> anyhow::Result<()> {
             };
             let req = KeyRequest { name, permissions: (!permissions.is_empty()).then_some(permissions), expires_at };
             let creator = Creator { holds: &holds, restricted: false };
-            let (key, secret) = keys::create(
-                &ctx.store,
-                &ctx.settings.secrets,
-                &ctx.settings.roles,
-                &org.id,
-                &Principal::user(&user.id),
-                &creator,
-                &req,
-                &Actor::cli(),
-            )
-            .await
-            .map_err(rule_error)?;
+            let (key, secret) =
+                keys::create(&ctx.deployment(), &org.id, &Principal::user(&user.id), &creator, &req, &Actor::cli())
+                    .await
+                    .map_err(rule_error)?;
             if json.json {
                 let mut out = key_json(&key);
                 out["key"] = json!(secret.expose());
@@ -124,9 +116,8 @@ pub async fn run(config: Option<&Path>, cmd: KeyCommand) -> anyhow::Result<()> {
         KeyCommand::Roll { key_id, grace, json } => {
             let id = KeyId::parse(&key_id).ok_or_else(|| anyhow!("{key_id:?} is not a key id (key_…)"))?;
             let grace_seconds = grace.seconds()?;
-            let (key, secret) = keys::roll(&ctx.store, &ctx.settings.secrets, None, &id, grace_seconds, &Actor::cli())
-                .await
-                .map_err(|e| match e {
+            let (key, secret) =
+                keys::roll(&ctx.deployment(), None, &id, grace_seconds, &Actor::cli()).await.map_err(|e| match e {
                     KeyRuleError::Store(StoreError::NotFound) => anyhow!("no live key {key_id}"),
                     KeyRuleError::Invalid(m) => anyhow!("--grace {}: {m}", grace.grace),
                     e => rule_error(e),

@@ -29,7 +29,6 @@ fn account_json(a: &ServiceAccount) -> serde_json::Value {
 
 pub async fn run(config: Option<&Path>, cmd: ServiceAccountCommand) -> anyhow::Result<()> {
     let ctx = Context::open(config).await?;
-    let min_plan = ctx.settings.service_accounts_min_plan;
     match cmd {
         ServiceAccountCommand::Add { org, name, role, public_keys, with_secret, json } => {
             let org = ctx.org(&org).await?;
@@ -44,10 +43,7 @@ pub async fn run(config: Option<&Path>, cmd: ServiceAccountCommand) -> anyhow::R
                 public_keys: texts,
             };
             let (account, secret) = rules::create(
-                &ctx.store,
-                &ctx.settings.secrets,
-                &ctx.settings.roles,
-                min_plan,
+                &ctx.deployment(),
                 OrgRef::from(&org),
                 keyward_server::members::Acting::Operator,
                 &req,
@@ -81,9 +77,7 @@ pub async fn run(config: Option<&Path>, cmd: ServiceAccountCommand) -> anyhow::R
             let org = ctx.org(&org).await?;
             let hash = BcryptHash::parse(&bcrypt_hash).map_err(|e| anyhow!("--bcrypt-hash: {}", e.0))?;
             let account = rules::import(
-                &ctx.store,
-                &ctx.settings.roles,
-                min_plan,
+                &ctx.deployment(),
                 OrgRef::from(&org),
                 &client_id,
                 &hash,
@@ -127,16 +121,15 @@ pub async fn run(config: Option<&Path>, cmd: ServiceAccountCommand) -> anyhow::R
             let parsed =
                 ServiceAccountId::parse(&id).ok_or_else(|| anyhow!("{id:?} is not a service account id (sa_…)"))?;
             let grace_seconds = grace.seconds()?;
-            let (account, secret) =
-                rules::rotate(&ctx.store, &ctx.settings.secrets, &org.id, &parsed, grace_seconds, &Actor::cli())
-                    .await
-                    .map_err(|e| match e {
-                        AccountRuleError::Store(StoreError::NotFound) => {
-                            anyhow!("no service account {id} in {}", org.slug)
-                        }
-                        AccountRuleError::Invalid(m) => anyhow!("--grace {}: {m}", grace.grace),
-                        e => e.into(),
-                    })?;
+            let (account, secret) = rules::rotate(&ctx.deployment(), &org.id, &parsed, grace_seconds, &Actor::cli())
+                .await
+                .map_err(|e| match e {
+                    AccountRuleError::Store(StoreError::NotFound) => {
+                        anyhow!("no service account {id} in {}", org.slug)
+                    }
+                    AccountRuleError::Invalid(m) => anyhow!("--grace {}: {m}", grace.grace),
+                    e => e.into(),
+                })?;
             if json.json {
                 let mut out = account_json(&account);
                 out["client_secret"] = json!(secret.expose());

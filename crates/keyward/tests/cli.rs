@@ -861,7 +861,9 @@ fn set_password_asks_on_the_terminal_without_echo() {
     kw.ok(&["user", "create", "bo@example.com", "--org", "acme"]);
 
     // The control: with echo on, what is typed shows in the terminal.
-    let mut shell = in_terminal(&kw, "read line && echo done", &[]);
+    let mut shell = in_terminal(&kw, "echo ready && read line && echo done", &[]);
+    // Typed before `stty echo` has run, the line would not show: wait for the shell.
+    shell.exp_string("ready").unwrap();
     shell.send_line("typed-in-the-open").unwrap();
     let seen = shell.exp_string("done").unwrap();
     assert!(seen.contains("typed-in-the-open"), "the terminal echoes: {seen:?}");

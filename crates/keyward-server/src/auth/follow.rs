@@ -1,5 +1,8 @@
-//! Following the change log, so that a change made by another process (another
-//! instance, or `keyward key revoke`) reaches this one's cache within one second.
+//! How changes reach this process's grant cache: the only two paths, side by side.
+//! [`subscribe`]: a change this process commits is applied right after its commit, before
+//! the request that made it is answered (no handler touches the cache). [`follow`]: the
+//! change log is followed, so that a change made by another process (another instance, or
+//! `keyward key revoke`) reaches this one's cache within one second.
 //!
 //! Two paths wake the reader. On PostgreSQL a `LISTEN` connection is woken by the
 //! `pg_notify` each change's transaction sends, so propagation usually takes a few
@@ -26,6 +29,12 @@ use tokio::sync::{watch, Notify};
 
 use super::GrantCache;
 use crate::metrics::Metrics;
+
+/// Applies every change this process's `store` commits to `cache`, right after the commit.
+/// (The same changes come back through the log later; applying one twice is harmless.)
+pub fn subscribe(store: &Store, cache: Arc<GrantCache>) {
+    store.on_change(move |change| cache.apply(change));
+}
 
 /// How far below the highest sequence number each read looks again.
 pub const WINDOW: i64 = 1000;

@@ -10,7 +10,15 @@ use keyward_core::permission::{Permission, PermissionSet, Roles};
 use keyward_core::secret::DisplayPrefix;
 use keyward_store::{CredentialGrant, CredentialRef, KeyOrigin, Principal};
 
-use crate::http::error::ApiError;
+/// Why an authenticated caller may not do something. The HTTP layer maps it to `403`
+/// (`insufficient_scope` with the missing scope, or a plain refusal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// The credential does not grant this permission.
+    MissingScope(String),
+    /// The credential grants it, but a rule says this credential may not use it here.
+    Refused(String),
+}
 
 /// Everything a credential (API key, access token, client secret) grants, computed
 /// once per cache fill and shared by every request that presents it. Role permissions
@@ -44,8 +52,10 @@ pub struct Grant {
     /// its line (a key made with this one inherits the line).
     pub key_origin: KeyOrigin,
     /// The `/auth/check` and `/api/v1/me` answer for this grant, rendered on first use
-    /// and shared by every later request (the grant does not change while cached).
-    pub rendered: std::sync::OnceLock<crate::http::identity::Rendered>,
+    /// and shared by every later request (the grant does not change while cached). Only
+    /// the HTTP layer knows its type (`http::identity::Rendered`); authentication sits
+    /// below it and keeps the slot without looking in.
+    pub rendered: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Grant {
@@ -102,12 +112,12 @@ impl Identity {
         &self.grant.effective
     }
 
-    /// `403 insufficient_scope` unless the credential grants `p`.
-    pub fn require(&self, p: &Permission) -> Result<(), ApiError> {
+    /// Refused unless the credential grants `p`.
+    pub fn require(&self, p: &Permission) -> Result<(), Denied> {
         if self.grant.effective.allows(p) {
             Ok(())
         } else {
-            Err(ApiError::InsufficientScope(p.to_string()))
+            Err(Denied::MissingScope(p.to_string()))
         }
     }
 
@@ -116,14 +126,14 @@ impl Identity {
     /// inherit-all or wildcard key pasted into a CI job cannot mint or revoke keys.
     /// Other credentials (a service account's own secret, an access token) need `p`
     /// only: they are the principal itself, or what it was granted for this purpose.
-    pub fn require_explicit(&self, p: &Permission) -> Result<(), ApiError> {
+    pub fn require_explicit(&self, p: &Permission) -> Result<(), Denied> {
         self.require(p)?;
         if self.grant.credential.api_key().is_none() {
             return Ok(());
         }
         match &self.grant.own_permissions {
             Some(own) if own.names(p) => Ok(()),
-            _ => Err(ApiError::Forbidden(format!(
+            _ => Err(Denied::Refused(format!(
                 "managing API keys with an API key needs {p} in the key's own permission list"
             ))),
         }

@@ -33,8 +33,6 @@ impl LegacyKeys {
         let fast = SecretHash::of(value);
         self.store.upgrade_bcrypt_secret(&bcrypt, &fast).await.map_err(Rejection::Unavailable)?;
         tracing::info!("an imported bcrypt key was used and re-hashed to the fast form");
-        // The failed fast lookup just negative-cached this hash: clear that first.
-        auth.cache.apply(&keyward_store::Change::KeyCreated);
         auth.lookup(&fast, super::Source::ApiKey, None).await
     }
 
@@ -61,7 +59,6 @@ impl LegacyKeys {
             Err(e) => return Err(Rejection::Unavailable(e)),
         }
         tracing::info!(client_id, "an imported bcrypt client secret was used and re-hashed to the fast form");
-        auth.cache.apply(&keyward_store::Change::KeyCreated);
         auth.lookup(&fast, super::Source::ClientSecret { client_id }, None).await
     }
 

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod follow;
 pub mod grant;
 mod legacy;
+pub mod reason;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,7 +30,8 @@ use keyward_core::secret::{SecretError, SecretFormat, SecretHash, SecretKind};
 use keyward_store::{CredentialGrant, CredentialRef, Store, StoreError};
 
 pub use cache::{CacheKey, GrantCache};
-pub use grant::{Grant, Identity};
+pub use grant::{Denied, Grant, Identity};
+pub use reason::Reason;
 
 use crate::metrics::Metrics;
 use crate::ratelimit::FailureLimit;
@@ -57,17 +59,17 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// The label used in metrics and audit events.
-    pub fn reason(&self) -> &'static str {
+    /// Why, as metrics, logs and audit events name it.
+    pub fn reason(&self) -> Reason {
         match self {
-            Rejection::Missing => "missing",
-            Rejection::Malformed(_) => "malformed",
-            Rejection::Unknown => "unknown",
-            Rejection::Revoked(_) => "revoked",
-            Rejection::Expired(_) => "expired",
-            Rejection::NotMember(_) => "not_member",
-            Rejection::Unavailable(_) => "unavailable",
-            Rejection::Throttled(_) => "rate_limited",
+            Rejection::Missing => Reason::Missing,
+            Rejection::Malformed(_) => Reason::Malformed,
+            Rejection::Unknown => Reason::Unknown,
+            Rejection::Revoked(_) => Reason::Revoked,
+            Rejection::Expired(_) => Reason::Expired,
+            Rejection::NotMember(_) => Reason::NotMember,
+            Rejection::Unavailable(_) => Reason::Unavailable,
+            Rejection::Throttled(_) => Reason::RateLimited,
         }
     }
 
@@ -160,8 +162,18 @@ impl Authenticator {
                 }
             }
             Err(rejection) => {
-                self.metrics.auth_rejected(rejection.reason());
-                self.usage.record_rejection(rejection);
+                let reason = rejection.reason();
+                self.metrics.auth_rejected(reason);
+                match rejection {
+                    // A credential we know: audited, counted per credential.
+                    Rejection::Revoked(g) | Rejection::Expired(g) | Rejection::NotMember(g) => {
+                        self.usage.record_failed_use(g, reason.as_str())
+                    }
+                    Rejection::Unknown | Rejection::Malformed(_) => {
+                        tracing::info!(reason = reason.as_str(), "authentication failed")
+                    }
+                    Rejection::Missing | Rejection::Unavailable(_) | Rejection::Throttled(_) => {}
+                }
             }
         }
         result

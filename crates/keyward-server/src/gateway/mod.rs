@@ -12,7 +12,7 @@
 //!
 //! # Layout
 //!
-//! - [`settings`]: the `[gateway]` table, checked into [`GatewaySettings`].
+//! - its settings: the `[gateway]` table, checked by `config::gateway` into [`GatewaySettings`].
 //! - `body`: the response body type: the upstream's, streamed, or one of ours.
 //! - `headers`: what is removed from and added to a forwarded request and response.
 //! - `proxy`: authenticate, apply the rules, forward, map upstream failures to 502/504.
@@ -21,7 +21,6 @@
 mod body;
 mod headers;
 mod proxy;
-pub mod settings;
 mod tunnel;
 
 use std::net::SocketAddr;
@@ -40,7 +39,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use settings::GatewaySettings;
+pub use crate::config::gateway::GatewaySettings;
 
 use crate::http::error::ApiError;
 use crate::http::protected_resource;

@@ -51,7 +51,7 @@ pub(super) async fn forward(gw: &Inner, peer: SocketAddr, mut req: Request<Incom
         // Every matching rule must hold, so adding a rule can only narrow access.
         for rule in gw.settings.rules.iter().filter(|r| r.matches(req.method(), req.uri().path())) {
             if let Err(e) = identity.require(&rule.permission) {
-                return local(e);
+                return local(e.into());
             }
         }
     }

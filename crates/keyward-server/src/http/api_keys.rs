@@ -8,7 +8,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use keyward_core::ids::KeyId;
 use keyward_core::permission::{Permission, PermissionSet};
-use keyward_store::{ApiKey, Change, KeyScope};
+use keyward_store::{ApiKey, KeyScope};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -88,7 +88,7 @@ pub struct CreateKeyBody {
     pub name: String,
     /// A subset of the caller's permissions; left out, the key inherits the owner's
     /// (for a caller that is itself an API key: the caller's own).
-    #[schema(value_type = Option<Vec<super::openapi::PermissionName>>)]
+    #[schema(value_type = Option<Vec<super::views::PermissionName>>)]
     pub permissions: Option<Vec<String>>,
     /// RFC 3339; must lie in the future. A caller that itself expires (an API key with
     /// an expiry, an OAuth access token) cannot go past its own expiry (`422`); left
@@ -171,9 +171,7 @@ pub async fn create(
     let creator = Creator { holds: &grant.effective, restricted: true };
     // And the new key lives no longer than the credential making it.
     let (key, secret) = keys::create_from(
-        &state.store,
-        &state.settings.secrets,
-        &state.settings.roles,
+        &state.deployment(),
         &grant.org_id,
         &grant.principal,
         &creator,
@@ -199,8 +197,6 @@ pub async fn revoke(
     caller.0.require_explicit(&WRITE)?;
     let id = parse_id(&id)?;
     state.store.revoke_api_key(Some(&own_scope(&caller)), &id, &caller.0.actor()).await?;
-    // This instance stops accepting the key now; others learn it from the change log.
-    state.auth.cache().apply(&Change::Key(id));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -225,9 +221,7 @@ pub async fn roll(
     let id = parse_id(&id)?;
     let grace = body.unwrap_or_default().grace_seconds;
     let (key, secret) =
-        keys::roll(&state.store, &state.settings.secrets, Some(&own_scope(&caller)), &id, grace, &caller.0.actor())
-            .await?;
-    state.auth.cache().apply(&Change::Key(id));
+        keys::roll(&state.deployment(), Some(&own_scope(&caller)), &id, grace, &caller.0.actor()).await?;
     let pending = state.usage.last_used(&key.id);
     let view = KeyView::new(key, &caller.0.grant().role_permissions, pending, false);
     Ok(Json(KeyWithSecret { view, key: secret.expose().to_owned() }))

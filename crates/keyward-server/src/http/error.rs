@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_store::StoreError;
 
+use crate::auth::Denied;
 use crate::keys::KeyRuleError;
 use crate::ratelimit::quota::Quota;
 
@@ -183,6 +184,15 @@ impl From<StoreError> for ApiError {
             e @ StoreError::Concurrent(_) => ApiError::Conflict(e.to_string()),
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => ApiError::Unavailable,
             other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(e: Denied) -> Self {
+        match e {
+            Denied::MissingScope(p) => ApiError::InsufficientScope(p),
+            Denied::Refused(m) => ApiError::Forbidden(m),
         }
     }
 }

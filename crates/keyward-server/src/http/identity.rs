@@ -27,13 +27,13 @@ pub struct Rendered {
 
 impl Rendered {
     fn of(grant: &Grant) -> &Rendered {
-        grant.rendered.get_or_init(|| {
+        let slot = grant.rendered.get_or_init(|| {
             let view = CallerView::of(grant);
             let value = |s: String| {
                 // Ids, slugs and permissions are ASCII by construction.
                 HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
             };
-            Rendered {
+            Box::new(Rendered {
                 headers: [
                     (PRINCIPAL, value(view.principal.id.clone())),
                     (ORG, value(view.org.slug.clone())),
@@ -41,8 +41,9 @@ impl Rendered {
                     (CREDENTIAL, value(format!("{}:{}", view.credential.kind, view.credential.id))),
                 ],
                 body: Bytes::from(serde_json::to_vec(&view).expect("views serialise")),
-            }
-        })
+            })
+        });
+        slot.downcast_ref().expect("only this function fills the slot, always with a Rendered")
     }
 
     /// The four `X-Keyward-*` headers for `grant`, as `/auth/check` sends them; the
@@ -87,7 +88,7 @@ pub const CREDENTIAL: HeaderName = HeaderName::from_static("x-keyward-credential
 /// The forward-auth endpoint: it answers every method the same way. Query parameters
 /// other than `permission` are ignored (a proxy may forward the original query).
 #[utoipa::path(get, path = "/auth/check", tag = "identity", operation_id = "check_get",
-    params(("permission" = Option<super::openapi::PermissionName>, Query,
+    params(("permission" = Option<super::views::PermissionName>, Query,
         description = "A permission the credential's effective permissions must allow (`403` otherwise).")),
     responses((status = 200, body = CallerView, description = "The caller, as JSON and as headers.",
         headers(("X-Keyward-Principal" = String, description = "The principal's id."),

@@ -3,22 +3,22 @@
 //!
 //! # Layout
 //!
-//! - [`error`]: [`error::ApiError`], the one error type, and its status mapping.
-//! - [`extract`]: the caller, JSON bodies and query strings, failing as `ApiError`s.
-//! - [`views`]: JSON shapes shared by routes.
-//! - [`identity`]: `/api/v1/me`, `/auth/check`.
-//! - [`api_keys`]: `/api/v1/api-keys…`.
-//! - [`verify`]: `/api/v1/keys/verify`.
-//! - [`org`]: `/api/v1/members`, `/api/v1/audit-events`.
-//! - [`ops`]: `/health`, `/ready`, `/metrics`, `/api/v1/openapi.json`.
-//! - [`openapi`]: the OpenAPI document of all of the above.
-//! - [`protected_resource`]: `/.well-known/oauth-protected-resource` (RFC 9728).
-//! - [`service_accounts`]: `/api/v1/service-accounts…`.
-//! - [`oauth`]: `/oauth/token`, `/oauth/introspect`, `/oauth/revoke`,
+//! - [`error`] — [`error::ApiError`], the one error type, and its status mapping.
+//! - [`extract`] — the caller, JSON bodies and query strings, failing as `ApiError`s.
+//! - [`views`] — JSON shapes shared by routes.
+//! - [`identity`] — `/api/v1/me`, `/auth/check`.
+//! - [`api_keys`] — `/api/v1/api-keys…`.
+//! - [`verify`] — `/api/v1/keys/verify`.
+//! - [`org`] — `/api/v1/members`, `/api/v1/audit-events`.
+//! - [`ops`] — `/health`, `/ready`, `/metrics`, `/api/v1/openapi.json`.
+//! - [`openapi`] — the OpenAPI document of all of the above.
+//! - [`protected_resource`] — `/.well-known/oauth-protected-resource` (RFC 9728).
+//! - [`service_accounts`] — `/api/v1/service-accounts…`.
+//! - [`oauth`] — `/oauth/token`, `/oauth/introspect`, `/oauth/revoke`,
 //!   `/.well-known/oauth-authorization-server`, `/oauth/device_authorization`; their own
 //!   error shape (RFC 6749 §5.2).
-//! - [`sessions`]: `/api/v1/sessions…`, a person's signed-in devices.
-//! - [`web`]: the HTML pages: `/login`, `/logout`, `/device`, `/`, `/settings/…`, `/admin/…`.
+//! - [`sessions`] — `/api/v1/sessions…`, a person's signed-in devices.
+//! - [`web`] — the HTML pages: `/login`, `/logout`, `/device`, `/`, `/settings/…`, `/admin/…`.
 
 pub mod api_keys;
 pub mod error;

@@ -27,7 +27,7 @@ use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use keyward_core::permission::Roles;
 
@@ -449,27 +449,6 @@ impl Modify for AuthCheckMethods {
         item.head = Some(head);
     }
 }
-
-/// A permission as a request names it: `resource:action`, `resource:*` or `*` (a-z,
-/// 0-9, `_`, `-`, `.`; each part 1–64 characters), the syntax `Permission::parse`
-/// accepts. Whether it is in this deployment's catalogue is the route's check. Only a
-/// schema: bodies hold plain strings.
-pub struct PermissionName;
-
-impl utoipa::PartialSchema for PermissionName {
-    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(r"^(\*|[a-z0-9_.-]{1,64}:(\*|[a-z0-9_.-]{1,64}))$"))
-            .description(Some(
-                "`resource:action`, `resource:*` or `*`; each part 1–64 characters of a-z, 0-9, `_`, `-`, `.`.",
-            ))
-            .examples(["projects:read"])
-            .into()
-    }
-}
-
-impl ToSchema for PermissionName {}
 
 /// The OAuth endpoints and the two metadata documents. Their handlers read raw bodies
 /// (a form or a JSON object of strings, RFC 6749 §3.2), so they are declared here.

@@ -9,7 +9,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use keyward_core::ids::ServiceAccountId;
 use keyward_core::permission::Permission;
-use keyward_store::{Change, ServiceAccount};
+use keyward_store::ServiceAccount;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -169,18 +169,13 @@ pub async fn create(
     let grant = caller.0.grant();
     let req = AccountRequest { name: body.name, role: body.role, public_keys: body.public_keys, secret: body.secret };
     let (account, secret) = rules::create(
-        &state.store,
-        &state.settings.secrets,
-        &state.settings.roles,
-        state.settings.service_accounts_min_plan,
+        &state.deployment(),
         OrgRef { id: &grant.org_id, plan: grant.org_plan },
         Acting::Member { role: grant.role.as_deref(), holds: &grant.effective },
         &req,
         &caller.0.actor(),
     )
     .await?;
-    // The new secret's hash may be negative-cached here from an earlier probe.
-    state.auth.cache().apply(&Change::KeyCreated);
     Ok((StatusCode::CREATED, Json(AccountView::new(account, secret.map(|s| s.expose().to_owned())))))
 }
 
@@ -201,7 +196,6 @@ pub async fn delete(
     let org = grant.org_id.clone();
     let acting = Acting::Member { role: grant.role.as_deref(), holds: &grant.effective };
     members::delete_service_account(&state.store, &org, acting, &id, &caller.0.actor()).await?;
-    state.auth.cache().apply(&Change::Member { org_id: org, principal_id: id.to_string() });
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -225,10 +219,7 @@ pub async fn rotate(
     let id = parse_id(&id)?;
     let org = caller.0.grant().org_id.clone();
     let grace = body.unwrap_or_default().grace_seconds;
-    let (account, secret) =
-        rules::rotate(&state.store, &state.settings.secrets, &org, &id, grace, &caller.0.actor()).await?;
-    state.auth.cache().apply(&Change::Member { org_id: org, principal_id: id.to_string() });
-    state.auth.cache().apply(&Change::KeyCreated);
+    let (account, secret) = rules::rotate(&state.deployment(), &org, &id, grace, &caller.0.actor()).await?;
     Ok(Json(AccountView::new(account, Some(secret.expose().to_owned()))))
 }
 

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use keyward_core::ids::{FamilyId, UserId};
-use keyward_store::{Change, PrincipalKind};
+use keyward_store::PrincipalKind;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -84,6 +84,5 @@ pub async fn end(
     let family = FamilyId::parse(&id).ok_or(ApiError::NotFound)?;
     let user = person(&caller).ok_or(ApiError::NotFound)?;
     state.store.end_device_session(&user, &caller.0.grant().org_id, &family).await?;
-    state.auth.cache().apply(&Change::Tokens(family));
     Ok(StatusCode::NO_CONTENT)
 }

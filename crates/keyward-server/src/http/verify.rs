@@ -25,7 +25,7 @@ pub struct VerifyRequest {
     /// The key to check.
     pub key: String,
     /// Permissions the key must carry.
-    #[schema(value_type = Option<Vec<super::openapi::PermissionName>>)]
+    #[schema(value_type = Option<Vec<super::views::PermissionName>>)]
     pub permissions: Option<Vec<String>>,
 }
 

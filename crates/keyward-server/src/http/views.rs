@@ -69,3 +69,24 @@ impl CallerView {
         }
     }
 }
+
+/// A permission as a request names it: `resource:action`, `resource:*` or `*` (a-z,
+/// 0-9, `_`, `-`, `.`; each part 1–64 characters), the syntax `Permission::parse`
+/// accepts. Whether it is in this deployment's catalogue is the route's check. Only a
+/// schema: bodies hold plain strings.
+pub struct PermissionName;
+
+impl utoipa::PartialSchema for PermissionName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(r"^(\*|[a-z0-9_.-]{1,64}:(\*|[a-z0-9_.-]{1,64}))$"))
+            .description(Some(
+                "`resource:action`, `resource:*` or `*`; each part 1–64 characters of a-z, 0-9, `_`, `-`, `.`.",
+            ))
+            .examples(["projects:read"])
+            .into()
+    }
+}
+
+impl ToSchema for PermissionName {}

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use keyward_core::domain::{Email, Plan, Slug};
 use keyward_core::permission::Roles;
 use keyward_core::secret::SecretFormat;
+use keyward_server::deployment::Deployment;
 use keyward_server::keys::{self, Creator, KeyRequest};
 use keyward_server::{Server, Settings};
 use keyward_store::testing::TestDb;
@@ -178,9 +179,7 @@ impl TestApp {
     pub async fn key_with(&self, m: &Member, req: KeyRequest) -> Key {
         let holds = self.roles.permissions_of(&m.role);
         let (key, secret) = keys::create(
-            &self.store,
-            &self.secrets,
-            &self.roles,
+            &Deployment { store: &self.store, secrets: &self.secrets, roles: &self.roles, min_plan: Plan::Free },
             &m.org.id,
             &m.principal(),
             &Creator { holds: &holds, restricted: false },

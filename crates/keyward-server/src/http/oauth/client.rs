@@ -326,6 +326,11 @@ pub async fn by_assertion(
     })
 }
 
+/// Whether `id` is one of the configured public (device-flow) clients.
+pub(super) fn is_device_client(state: &AppState, id: &str) -> bool {
+    state.settings.device_client_ids.iter().any(|d| d.as_str() == id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,9 +15,10 @@ use keyward_core::permission::PermissionSet;
 use keyward_core::secret::{SecretHash, SecretKind};
 use keyward_store::{DevicePoll, NewDeviceAuthorization, NewToken, NewTokens, Principal, StoreError};
 
+use super::client::is_device_client;
 use super::client::{self, Client};
+use super::issue::{lifetimes, token_response};
 use super::params::Params;
-use super::token::{is_device_client, lifetimes, token_response};
 use super::OAuthError;
 use crate::state::AppState;
 

@@ -23,7 +23,6 @@ use chrono::Utc;
 use keyward_core::ids::OrgId;
 use keyward_core::permission::{Permission, PermissionSet};
 use keyward_core::secret::{SecretHash, SecretKind};
-use keyward_store::Change;
 
 use super::client::{self, Client};
 use super::params::Params;
@@ -112,7 +111,7 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bod
     let params = Params::read(headers, body).await?;
     let client_id = match client::authenticate(state, headers, &params, client::Endpoint::Revocation).await? {
         Client::Confidential(c) => c.client_id,
-        Client::Public(id) if super::token::is_device_client(state, &id) => id,
+        Client::Public(id) if client::is_device_client(state, &id) => id,
         Client::Public(_) => {
             return Err(OAuthError::client_not_allowed("this client must authenticate to revoke tokens", false))
         }
@@ -120,9 +119,7 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bod
     };
     let token = params.require("token")?;
     if matches!(state.settings.secrets.check(token), Ok(SecretKind::AccessToken | SecretKind::RefreshToken)) {
-        if let Some(family) = state.store.revoke_token(&SecretHash::of(token), &client_id).await? {
-            state.auth.cache().apply(&Change::Tokens(family));
-        }
+        state.store.revoke_token(&SecretHash::of(token), &client_id).await?;
     }
     // RFC 7009 §2.2: 200 whether or not there was anything to revoke.
     Ok(super::json(StatusCode::OK, serde_json::json!({})))

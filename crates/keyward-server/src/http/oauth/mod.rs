@@ -22,6 +22,7 @@ pub mod client;
 pub mod device;
 pub mod error;
 pub mod introspect;
+pub mod issue;
 pub mod metadata;
 pub mod params;
 pub mod token;

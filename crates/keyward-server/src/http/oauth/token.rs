@@ -19,15 +19,16 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::Utc;
 use keyward_core::ids::OrgId;
 use keyward_core::permission::{PermissionSet, Roles};
-use keyward_core::secret::{PlainSecret, SecretHash, SecretKind};
-use keyward_store::{Actor, AuditEvent, NewToken, NewTokens, Principal, RefreshOutcome};
+use keyward_core::secret::{SecretHash, SecretKind};
+use keyward_store::{Actor, AuditAction, AuditEvent, NewToken, NewTokens, Principal, RefreshOutcome};
 
-use super::client::{self, AssertionFailure, Client};
+use super::client::{self, is_device_client, AssertionFailure, Client};
+use super::issue::{lifetimes, token_response};
 use super::params::Params;
 use super::OAuthError;
 use crate::state::AppState;
@@ -68,11 +69,6 @@ fn requested_scope(params: &Params, holds: &PermissionSet, roles: &Roles) -> Res
         return Err(OAuthError::invalid_scope("the principal holds none of the requested scopes"));
     }
     Ok(Some(granted))
-}
-
-/// Whether `id` is one of the configured public (device-flow) clients.
-pub(super) fn is_device_client(state: &AppState, id: &str) -> bool {
-    state.settings.device_client_ids.iter().any(|d| d == id)
 }
 
 /// A service account that proved itself, or the right refusal for any other client: a
@@ -185,7 +181,6 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
             Ok(token_response(&access, Some(&refresh), state, &effective))
         }
         RefreshOutcome::Reused(family) => {
-            state.auth.cache().apply(&keyward_store::Change::Tokens(family.clone()));
             tracing::warn!(%family, client_id, "a used refresh token was presented again; its family is revoked");
             audit_reuse(state, &hash, &client_id).await;
             Err(OAuthError::invalid_grant("the refresh token was already used; its tokens are revoked"))
@@ -200,7 +195,7 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
 async fn audit_reuse(state: &AppState, hash: &SecretHash, client_id: &str) {
     let Ok(Some(info)) = state.store.token_by_hash(hash).await else { return };
     let actor = Actor { kind: "client".into(), id: Some(client_id.to_owned()), credential: None };
-    let event = AuditEvent::new(Some(&info.org_id), &actor, "oauth.refresh_token_reused")
+    let event = AuditEvent::new(Some(&info.org_id), &actor, AuditAction::OAuthRefreshTokenReused)
         .target("token_family", &info.family)
         .detail(serde_json::json!({ "client_id": client_id }));
     if let Err(e) = state.store.append_events(&[event]).await {
@@ -239,29 +234,4 @@ impl Issue {
         })?;
         Ok(token_response(&access, refresh.as_ref(), state, effective))
     }
-}
-
-/// How long access and refresh tokens live (configuration; checked at start to fit).
-pub(super) fn lifetimes(state: &AppState) -> (chrono::Duration, chrono::Duration) {
-    let of = |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-    (of(state.settings.access_token_ttl), of(state.settings.refresh_token_ttl))
-}
-
-/// The successful answer (RFC 6749 §5.1).
-pub(super) fn token_response(
-    access: &PlainSecret,
-    refresh: Option<&PlainSecret>,
-    state: &AppState,
-    effective: &PermissionSet,
-) -> Response {
-    let mut body = serde_json::json!({
-        "access_token": access.expose(),
-        "token_type": "Bearer",
-        "expires_in": state.settings.access_token_ttl.as_secs(),
-        "scope": effective.to_strings().join(" "),
-    });
-    if let Some(r) = refresh {
-        body["refresh_token"] = serde_json::Value::String(r.expose().to_owned());
-    }
-    super::json(StatusCode::OK, body)
 }

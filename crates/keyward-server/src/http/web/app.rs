@@ -16,6 +16,10 @@ use keyward_store::{Org, Principal, User};
 use super::{check_csrf, cookie_value, csrf_token, local_path, read_form, redirect, set_cookie, signed_in, WebError};
 use crate::state::AppState;
 
+/// What makes someone an organization admin: every admin page needs it, and the
+/// navigation shows the admin links by it.
+pub const ADMIN: &str = "members:write";
+
 pub const ORG_COOKIE: &str = "keyward_org";
 
 /// The navigation bar's facts, shared by every app page.
@@ -27,7 +31,7 @@ pub struct Nav {
     /// The current organization's slug.
     pub org: String,
     /// Whether the admin pages are shown: by the rule the pages themselves apply
-    /// ([`super::admin::ADMIN`], `members:write`).
+    /// ([`ADMIN`], `members:write`).
     pub admin: bool,
     /// Which section the page belongs to (`keys`, `members`, …).
     pub section: &'static str,
@@ -75,7 +79,7 @@ impl Person {
             csrf: self.csrf.clone(),
             orgs: self.orgs.clone(),
             org: self.org.slug.to_string(),
-            admin: self.allows(super::admin::ADMIN),
+            admin: self.allows(ADMIN),
             section,
         }
     }

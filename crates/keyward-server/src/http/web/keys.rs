@@ -14,7 +14,7 @@ use axum::response::Response;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use keyward_core::ids::KeyId;
 use keyward_core::permission::PermissionSet;
-use keyward_store::{ApiKey, AuditFilter, Change, KeyScope, StoreError};
+use keyward_store::{ApiKey, AuditFilter, KeyScope, StoreError};
 
 use super::app::{back_of, person, Nav, Person};
 use super::{check_csrf, html, read_form, read_form_with_lists, redirect, WebError};
@@ -276,17 +276,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
     let req =
         KeyRequest { name: form.get("name").unwrap_or_default().to_owned(), permissions: Some(chosen), expires_at };
     let creator = Creator { holds: &p.holds, restricted: false };
-    let made = keys::create(
-        &state.store,
-        &state.settings.secrets,
-        &state.settings.roles,
-        &p.org.id,
-        &p.principal(),
-        &creator,
-        &req,
-        &p.actor(),
-    )
-    .await;
+    let made = keys::create(&state.deployment(), &p.org.id, &p.principal(), &creator, &req, &p.actor()).await;
     let (key, secret) = match made {
         Ok(made) => made,
         Err(KeyRuleError::Store(e)) => return Err(e.into()),
@@ -295,7 +285,6 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
             return list_page(&state, &p, StatusCode::UNPROCESSABLE_ENTITY, None, Some(&message)).await;
         }
     };
-    state.auth.cache().apply(&Change::KeyCreated);
     secret_page(&state, &p, "Your new API key", &key.name, secret.expose())
 }
 
@@ -390,7 +379,6 @@ pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>, req: 
         Ok(_) | Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
-    state.auth.cache().apply(&Change::Key(key.id));
     Ok(redirect("/settings/api-keys?done=revoked", &p.cookies))
 }
 
@@ -402,14 +390,12 @@ pub async fn roll(State(state): State<AppState>, Path(id): Path<String>, req: Re
     let p = signed_in_or_return!(&state, &parts.headers, "/settings/api-keys");
     p.require("api_keys:write")?;
     let key = own_key(&state, &p, &id).await?;
-    let (key, secret) =
-        match keys::roll(&state.store, &state.settings.secrets, Some(&own_scope(&p)), &key.id, 0, &p.actor()).await {
-            Ok(r) => r,
-            Err(KeyRuleError::Store(StoreError::NotFound)) => return Err(WebError::NotFound),
-            Err(KeyRuleError::Store(e)) => return Err(e.into()),
-            Err(e) => return Err(WebError::Internal(e.to_string())),
-        };
-    state.auth.cache().apply(&Change::Key(key.id.clone()));
+    let (key, secret) = match keys::roll(&state.deployment(), Some(&own_scope(&p)), &key.id, 0, &p.actor()).await {
+        Ok(r) => r,
+        Err(KeyRuleError::Store(StoreError::NotFound)) => return Err(WebError::NotFound),
+        Err(KeyRuleError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(WebError::Internal(e.to_string())),
+    };
     secret_page(&state, &p, "Rolled: the key's new secret", &key.name, secret.expose())
 }
 

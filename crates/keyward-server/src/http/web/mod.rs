@@ -17,14 +17,14 @@
 //!
 //! # Layout
 //!
-//! - [`api_session`]: the session cookie as a credential on the management API.
-//! - [`csrf`]: the CSRF tokens and their key.
-//! - [`app`]: the signed-in person, the current organization and its switcher, the
+//! - [`api_session`] — the session cookie as a credential on the management API.
+//! - [`csrf`] — the CSRF tokens and their key.
+//! - [`app`] — the signed-in person, the current organization and its switcher, the
 //!   navigation.
-//! - [`login`]: `/login`, `/logout`, `/`.
-//! - [`device`]: `/device`.
-//! - [`keys`]: `/settings/api-keys…`.
-//! - [`admin`]: `/admin/members…`, `/admin/service-accounts…`, `/admin/audit`: the
+//! - [`login`] — `/login`, `/logout`, `/`.
+//! - [`device`] — `/device`.
+//! - [`keys`] — `/settings/api-keys…`.
+//! - [`admin`] — `/admin/members…`, `/admin/service-accounts…`, `/admin/audit`: the
 //!   organization admin's pages.
 
 pub mod admin;

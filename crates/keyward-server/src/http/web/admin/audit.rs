@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use keyward_core::ids::EventId;
-use keyward_store::{AuditEvent, AuditFilter};
+use keyward_store::{AuditAction, AuditEvent, AuditFilter};
 
 use super::super::app::{back_of, Nav};
 use super::super::keys::When;
@@ -22,25 +22,6 @@ const PAGE: &str = "audit:read";
 
 /// Events per page.
 pub const PER_PAGE: u32 = 50;
-
-/// The actions keyward records, offered as suggestions for the action filter (any text
-/// is accepted: a product may record its own).
-pub const KNOWN_ACTIONS: &[&str] = &[
-    "api_key.created",
-    "api_key.imported",
-    "api_key.revoked",
-    "api_key.rolled",
-    "auth.failed",
-    "member.added",
-    "member.removed",
-    "member.role_changed",
-    "oauth.refresh_token_reused",
-    "service_account.created",
-    "service_account.deleted",
-    "service_account.key_added",
-    "service_account.key_removed",
-    "service_account.secret_rotated",
-];
 
 struct EventRow {
     at: When,
@@ -82,7 +63,9 @@ struct AuditPage<'a> {
     events: Vec<EventRow>,
     action: &'a str,
     actor: &'a str,
-    known_actions: &'a [&'a str],
+    /// Offered as suggestions for the action filter (any text is accepted: a product
+    /// may record its own).
+    known_actions: Vec<&'static str>,
     /// The next (older) page, when there is one.
     next: Option<String>,
     /// Whether this is a later page (a link back to the newest).
@@ -148,7 +131,7 @@ pub async fn list(State(state): State<AppState>, req: Request) -> Result<Respons
         events: events.into_iter().map(|e| EventRow::new(e, &action, now)).collect(),
         action: &action,
         actor: &actor,
-        known_actions: KNOWN_ACTIONS,
+        known_actions: AuditAction::ALL.iter().map(|a| a.as_str()).collect(),
         next,
         paged: before.is_some(),
         newest: page_href(&action, &actor, None),

@@ -16,7 +16,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
-use keyward_store::{Change, Member, PrincipalKind};
+use keyward_store::{Member, PrincipalKind};
 
 use super::super::app::{back_of, Nav, Person};
 use super::super::keys::{ConfirmPage, When};
@@ -140,7 +140,6 @@ pub async fn set_role(
             let (status, message) = member_refusal(e)?;
             return members_page(&state, &p, status, None, Some(&message)).await;
         }
-        state.auth.cache().apply(&Change::Member { org_id: p.org.id.clone(), principal_id: member.principal.id });
     }
     Ok(redirect("/admin/members?done=role", &p.cookies))
 }
@@ -209,6 +208,5 @@ pub async fn remove(State(state): State<AppState>, Path(id): Path<String>, req: 
             return members_page(&state, &p, status, None, Some(&message)).await;
         }
     }
-    state.auth.cache().apply(&Change::Member { org_id: p.org.id.clone(), principal_id: member.principal.id });
     Ok(redirect("/admin/members?done=removed", &p.cookies))
 }

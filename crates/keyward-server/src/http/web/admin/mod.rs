@@ -28,12 +28,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keyward_core::permission::Roles;
 
+pub use super::app::ADMIN;
 use super::app::{person, Person};
 use super::WebError;
 use crate::state::AppState;
-
-/// What makes someone an organization admin: needed on every admin page.
-pub const ADMIN: &str = "members:write";
 
 /// The signed-in person if they may use an admin page needing `page` (and [`ADMIN`]);
 /// `Ok(Err(redirect))` to `/login` for nobody signed in; `403` otherwise.

@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{Duration, Utc};
 use keyward_core::ids::ServiceAccountId;
-use keyward_store::{Change, ServiceAccount, StoreError};
+use keyward_store::{ServiceAccount, StoreError};
 
 use super::super::app::{back_of, Nav, Person};
 use super::super::keys::{ConfirmPage, When};
@@ -238,18 +238,9 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
     let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
     let name = form.get("name").unwrap_or_default();
     let made = match account_request(&form) {
-        Ok(account) => rules::create(
-            &state.store,
-            &state.settings.secrets,
-            &state.settings.roles,
-            state.settings.service_accounts_min_plan,
-            OrgRef::from(&p.org),
-            p.acting(),
-            &account,
-            &p.actor(),
-        )
-        .await
-        .map_err(refusal),
+        Ok(account) => rules::create(&state.deployment(), OrgRef::from(&p.org), p.acting(), &account, &p.actor())
+            .await
+            .map_err(refusal),
         Err(message) => Err(Ok((StatusCode::UNPROCESSABLE_ENTITY, message.to_owned()))),
     };
     let (account, secret) = match made {
@@ -259,8 +250,6 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
             return accounts_page(&state, &p, Form { status, name, notice: None, error: Some(&message) }).await;
         }
     };
-    // The new secret's hash may be negative-cached here from an earlier probe.
-    state.auth.cache().apply(&Change::KeyCreated);
     let page = SecretPage {
         nav: p.nav("service-accounts"),
         heading: "Your new service account",
@@ -304,16 +293,13 @@ pub async fn rotate(State(state): State<AppState>, Path(id): Path<String>, req: 
     let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
     let account = own_account(&state, &p, &id).await?;
     let grace = grace_seconds(form.get("grace_seconds"))?;
-    let (account, secret) =
-        match rules::rotate(&state.store, &state.settings.secrets, &p.org.id, &account.id, grace, &p.actor()).await {
-            Ok(r) => r,
-            Err(e) => {
-                let (status, message) = refusal(e)?;
-                return accounts_page(&state, &p, Form { status, name: "", notice: None, error: Some(&message) }).await;
-            }
-        };
-    state.auth.cache().apply(&Change::Member { org_id: p.org.id.clone(), principal_id: account.id.to_string() });
-    state.auth.cache().apply(&Change::KeyCreated);
+    let (account, secret) = match rules::rotate(&state.deployment(), &p.org.id, &account.id, grace, &p.actor()).await {
+        Ok(r) => r,
+        Err(e) => {
+            let (status, message) = refusal(e)?;
+            return accounts_page(&state, &p, Form { status, name: "", notice: None, error: Some(&message) }).await;
+        }
+    };
     let now = Utc::now();
     let page = SecretPage {
         nav: p.nav("service-accounts"),
@@ -370,7 +356,6 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>, req: 
             return accounts_page(&state, &p, Form { status, name: "", notice: None, error: Some(&message) }).await;
         }
     }
-    state.auth.cache().apply(&Change::Member { org_id: p.org.id.clone(), principal_id: account.id.to_string() });
     Ok(redirect("/admin/service-accounts?done=deleted", &p.cookies))
 }
 
