@@ -14,6 +14,7 @@ use crate::ratelimit::credential::CredentialLimits;
 use crate::ratelimit::passwords::PasswordChecks;
 use crate::ratelimit::redis::RedisCounters;
 use crate::ratelimit::settings::RateLimitSettings;
+use crate::ratelimit::signin::SignInLimit;
 use crate::ratelimit::{FailureLimit, Rate};
 use crate::usage::UsageRecorder;
 
@@ -36,11 +37,11 @@ pub struct Shared {
 /// How fast people may get things wrong (per process; `[rate_limits]`).
 pub struct Limits {
     /// Failed sign-ins of one e-mail from one client address.
-    pub login_pair: FailureLimit,
+    pub login_pair: SignInLimit,
     /// Failed sign-ins per e-mail address, from anywhere.
-    pub login_email: FailureLimit,
+    pub login_email: SignInLimit,
     /// Failed sign-ins per client address.
-    pub login_address: FailureLimit,
+    pub login_address: SignInLimit,
     /// Wrong user codes per person and per client address (RFC 8628 §5.1).
     pub user_code: FailureLimit,
     /// Links (`GET /device?user_code=…`) naming no pending code, counted apart from typed
@@ -64,9 +65,9 @@ impl Limits {
             None => Counters::Local(Default::default()),
         };
         Self {
-            login_pair: FailureLimit::of(settings.sign_in_per_email_and_address),
-            login_email: FailureLimit::of(settings.sign_in_per_email),
-            login_address: FailureLimit::of(settings.sign_in_per_address),
+            login_pair: SignInLimit::new(settings.sign_in_per_email_and_address, redis.clone()),
+            login_email: SignInLimit::new(settings.sign_in_per_email, redis.clone()),
+            login_address: SignInLimit::new(settings.sign_in_per_address, redis.clone()),
             user_code: FailureLimit::of(settings.user_codes),
             user_code_links: FailureLimit::of(settings.user_codes),
             passwords: PasswordChecks::new(settings.password_hashes, settings.password_hash_wait, metrics),

@@ -11,6 +11,7 @@
 //! - [`counters`], [`windows`]: fixed-window request counters (in the process, or shared).
 //! - [`quota`]: the `RateLimit-Policy`/`RateLimit`/`Retry-After` headers.
 //! - [`redis`]: the counters in Redis when `rate_limits.redis_url` is set.
+//! - [`signin`]: sign-in counters, taken before a password check (in Redis: fail closed).
 //!
 //! A [`FailureLimit`] counts per key (`email:…`, `ip:…`, `user:…`) in a window; at `max`
 //! the key is refused until its window ends. Sign-in *takes* a slot before it hashes a
@@ -19,9 +20,9 @@
 //! dropped, and if it is still full a new key is refused — a flood of distinct keys fails
 //! closed rather than growing memory without end.
 //!
-//! Per-credential and device-authorization counters live in the process by default, or
-//! in Redis with `rate_limits.redis_url` (one count for every instance). Sign-in,
-//! user-code and failed-authentication counters always live in the process: with
+//! Per-credential, device-authorization and sign-in counters live in the process by
+//! default, or in Redis with `rate_limits.redis_url` (one count for every instance).
+//! User-code and failed-authentication counters always live in the process: with
 //! several instances each enforces its own (docs/decisions.md).
 
 pub mod address;
@@ -31,6 +32,7 @@ pub mod passwords;
 pub mod quota;
 pub mod redis;
 pub mod settings;
+pub mod signin;
 pub mod windows;
 
 use std::collections::HashMap;

@@ -1,7 +1,8 @@
-//! Where per-credential counters live: in each process by default, or shared by every
-//! instance through Redis (`rate_limits.redis_url`), here the Redis on 127.0.0.1:6379
-//! (each test in its own key namespace, so parallel runs never meet). A Redis that
-//! cannot be reached fails open for per-credential limits, counted in `/metrics`.
+//! Where per-credential and sign-in counters live: in each process by default, or shared
+//! by every instance through Redis (`rate_limits.redis_url`), here the Redis on
+//! 127.0.0.1:6379 (each test in its own key namespace, so parallel runs never meet). A
+//! Redis that cannot be reached fails open for per-credential limits and closed for
+//! sign-in, counted in `/metrics`.
 //!
 //! The two-instance cases run on PostgreSQL, as a deployment with several instances
 //! does. Without Redis the shared case is skipped with a message, except under
@@ -65,6 +66,28 @@ async fn a_per_key_limit_holds_across_instances_through_redis() {
 }
 
 #[tokio::test]
+async fn sign_in_limits_are_shared_through_redis() {
+    let Some(db) = TestDb::postgres().await else { return };
+    if !redis_here().await {
+        return;
+    }
+    let ns = namespace();
+    let (a, b, _) = two_instances(&db, &format!("redis_url = \"{REDIS}\"\nredis_namespace = \"{ns}\"")).await;
+    let org = a.org("beta").await;
+    a.person(&org, "bo@beta.test", "member").await;
+    // 5 wrong passwords for one e-mail from 127.0.0.1, split over the two instances.
+    for (i, app) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
+        let r = app.browser().sign_in("bo@beta.test", "wrong", "/").await;
+        assert_eq!(r.status, 401, "failure {}: {}", i + 1, r.text);
+    }
+    for app in [&a, &b] {
+        let r = app.browser().sign_in("bo@beta.test", PASSWORD, "/").await;
+        assert_eq!(r.status, 429, "one count for both instances: {}", r.text);
+        assert!(r.header("retry-after").is_some());
+    }
+}
+
+#[tokio::test]
 async fn without_redis_each_instance_counts_alone() {
     let Some(db) = TestDb::postgres().await else { return };
     let (a, b, key) = two_instances(&db, "").await;
@@ -78,7 +101,7 @@ async fn without_redis_each_instance_counts_alone() {
 }
 
 #[tokio::test]
-async fn an_unreachable_redis_fails_open_for_per_credential_limits() {
+async fn an_unreachable_redis_fails_open_for_credentials_and_closed_for_sign_in() {
     let db = TestDb::sqlite();
     // Port 9 (discard) on 127.0.0.1: nothing listens, the connection is refused.
     let tables = "[rate_limits]\nredis_url = \"redis://127.0.0.1:9/\"\n[rate_limits.plans]\npro = \"2/1m\"";
@@ -99,4 +122,9 @@ async fn an_unreachable_redis_fails_open_for_per_credential_limits() {
         .parse()
         .unwrap();
     assert!(errors >= 4, "every count that missed Redis is counted: {errors}");
+    // Sign-in fails closed: no password is checked while its counters cannot be read.
+    app.person(&org, "bo@acme.test", "member").await;
+    let r = app.browser().sign_in("bo@acme.test", PASSWORD, "/").await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
 }

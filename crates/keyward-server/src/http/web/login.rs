@@ -26,7 +26,7 @@ use keyward_store::StoreError;
 
 use super::{check_csrf, csrf_token, html, local_path, read_form, redirect, signed_in, MessagePage, WebError};
 use crate::ratelimit::passwords::Busy;
-use crate::ratelimit::FailureLimit;
+use crate::ratelimit::signin::{Refused, SignInLimit};
 use crate::state::AppState;
 
 /// What an unknown e-mail is checked against, so it costs what a wrong password costs.
@@ -37,16 +37,21 @@ const TOO_MANY: &str = "too many attempts; try again later";
 const BUSY: &str = "too many sign-ins at once; try again in a moment";
 
 /// Counts one attempt on every counter, or on none: when one refuses, those already
-/// counted are given back and the longest wait is returned.
-fn take_all(counters: &[(&FailureLimit, &str)]) -> Result<(), Duration> {
+/// counted are given back.
+async fn take_all(counters: &[(&SignInLimit, &str)]) -> Result<(), Refused> {
     for (i, (limit, key)) in counters.iter().enumerate() {
-        if let Err(wait) = limit.take(key) {
-            counters[..i].iter().for_each(|(l, k)| l.give_back(k));
-            let longest = counters.iter().filter_map(|(l, k)| l.retry_after(k)).max().unwrap_or(wait);
-            return Err(longest.max(wait));
+        if let Err(refused) = limit.take(key).await {
+            give_back_all(&counters[..i]).await;
+            return Err(refused);
         }
     }
     Ok(())
+}
+
+async fn give_back_all(counters: &[(&SignInLimit, &str)]) {
+    for (limit, key) in counters {
+        limit.give_back(key).await;
+    }
 }
 
 /// A `429` or `503` page with the wait in whole seconds.
@@ -101,16 +106,24 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Respo
     ];
     // The attempt is counted before the password is checked, so concurrent guesses
     // cannot run past a limit; it is given back when it succeeds or checks nothing.
-    if let Err(wait) = take_all(&counters) {
-        return Ok(with_retry_after(answer(StatusCode::TOO_MANY_REQUESTS, TOO_MANY), wait));
+    match take_all(&counters).await {
+        Ok(()) => {}
+        Err(Refused::Limited(wait)) => {
+            return Ok(with_retry_after(answer(StatusCode::TOO_MANY_REQUESTS, TOO_MANY), wait));
+        }
+        Err(Refused::Unavailable) => {
+            // Shared counters that cannot be read fail closed: no uncounted guess.
+            tracing::warn!("a sign-in was refused: the shared rate-limit counters cannot be reached");
+            return Ok(with_retry_after(answer(StatusCode::SERVICE_UNAVAILABLE, BUSY), Duration::from_secs(1)));
+        }
     }
-    let give_back = || counters.iter().for_each(|(limit, key)| limit.give_back(key));
+    let give_back = || give_back_all(&counters);
     let user = match &email {
         Some(e) => match state.store.user_by_email(e).await {
             Ok(u) => Some(u),
             Err(StoreError::NotFound) => None,
             Err(e) => {
-                give_back();
+                give_back().await;
                 return Err(e.into());
             }
         },
@@ -123,7 +136,7 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Respo
     let matches = match state.limits.passwords.verify(password, phc).await {
         Ok(m) => m && stored.is_some(),
         Err(Busy) => {
-            give_back();
+            give_back().await;
             tracing::warn!("a sign-in was refused: no password check could start in time");
             let wait = std::time::Duration::from_secs(1);
             return Ok(with_retry_after(answer(StatusCode::SERVICE_UNAVAILABLE, BUSY), wait));
@@ -133,7 +146,7 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Respo
         tracing::info!("a sign-in failed");
         return Ok(answer(StatusCode::UNAUTHORIZED, WRONG));
     };
-    give_back();
+    give_back().await;
     let session = state.settings.secrets.generate(SecretKind::Session);
     let expires =
         Utc::now() + chrono::Duration::from_std(state.settings.session_lifetime).unwrap_or(chrono::Duration::hours(12));
