@@ -73,16 +73,12 @@ impl Rejection {
         }
     }
 
-    /// Whether this is a wrong credential, counted against the client address.
+    /// Whether this is a credential that does not exist, counted against the client
+    /// address. Revoked and expired keys, and keys of people who left, are real: a
+    /// client retrying a stale one is answered from the cache (no lookup to protect),
+    /// and it must not lock its address's other, valid keys out; it is audited instead.
     fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            Rejection::Malformed(_)
-                | Rejection::Unknown
-                | Rejection::Revoked(_)
-                | Rejection::Expired(_)
-                | Rejection::NotMember(_)
-        )
+        matches!(self, Rejection::Malformed(_) | Rejection::Unknown)
     }
 }
 

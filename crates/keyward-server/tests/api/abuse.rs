@@ -311,7 +311,23 @@ async fn device_authorizations_are_limited_per_client(db: &TestDb) {
     app.device_start("keyward-mcp", None).await;
 }
 
+async fn a_revoked_key_retried_does_not_throttle_its_address(db: &TestDb) {
+    let app = spawn_app_tables(db, "[rate_limits]\nfailed_authentications = \"3/1m\"").await;
+    let org = app.org("acme").await;
+    let m = app.member(&org, "ada@acme.test", "admin").await;
+    let manager = app.key(&m, Some(&["api_keys:write"])).await;
+    let stale = app.key(&m, None).await;
+    let r = send(app.delete(&format!("/api/v1/api-keys/{}", stale.id)).bearer_auth(&manager.secret)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    for _ in 0..6 {
+        status_from(&app, "/api/v1/me", &stale.secret, None).await.assert_error(401, "invalid_token");
+    }
+    let fresh = app.key(&m, None).await;
+    assert_eq!(status_from(&app, "/api/v1/me", &fresh.secret, None).await.status, 200, "a real key is not a guess");
+}
+
 both_backends!(
+    a_revoked_key_retried_does_not_throttle_its_address,
     a_plan_limit_holds_per_credential_with_ratelimit_headers,
     device_authorizations_are_limited_per_client,
     wrong_credentials_from_one_address_are_throttled_before_the_database,
