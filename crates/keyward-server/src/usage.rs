@@ -106,7 +106,7 @@ impl UsageRecorder {
             f.count += 1;
             f.last = now;
         } else if p.failures.len() < MAX_FAILURE_TALLIES {
-            let actor = Actor { kind: "anonymous".into(), id: None, credential: None };
+            let actor = Actor::anonymous();
             let event = AuditEvent::new(Some(&grant.org_id), &actor, AuditAction::AuthFailed)
                 .target(grant.credential.kind(), grant.credential.id());
             p.failures.insert(slot, Failure { event, prefix: grant.prefix.as_str().to_owned(), count: 1, last: now });

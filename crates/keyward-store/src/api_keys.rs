@@ -491,7 +491,7 @@ pub(crate) async fn revoke_keys_made_by(
         let key = KeyId::parse(&key).ok_or_else(|| corrupt("key id", &key))?;
         let org = OrgId::parse(&org).ok_or_else(|| corrupt("org id", &org))?;
         store.record_change(tx, &Change::Key(key.clone())).await?;
-        let actor = Actor { kind: "system".into(), id: None, credential: None };
+        let actor = Actor::system();
         let event = AuditEvent::new(Some(&org), &actor, AuditAction::ApiKeyRevoked)
             .target("api_key", &key)
             .detail(serde_json::json!({ "reason": reason, "origin": id }));

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::time::{from_ms, to_ms};
-use crate::{Actor, AuditEvent, Result, Store, StoreError};
+use crate::{Actor, ActorKind, AuditEvent, Result, Store, StoreError};
 
 const INSERT: &str = "INSERT INTO audit_events (id, org_id, at, actor_kind, actor_id, credential, action, target_kind, target_id, detail) \
                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
@@ -41,7 +41,7 @@ fn event_from_row(row: &AnyRow) -> Result<AuditEvent> {
         org_id: org.as_deref().and_then(OrgId::parse),
         at: from_ms(row.try_get("at")?),
         actor: Actor {
-            kind: row.try_get("actor_kind")?,
+            kind: ActorKind::parse(&row.try_get::<String, _>("actor_kind")?)?,
             id: row.try_get("actor_id")?,
             credential: row.try_get("credential")?,
         },

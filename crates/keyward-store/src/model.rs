@@ -479,11 +479,63 @@ pub struct DeviceSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What kind of actor did something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActorKind {
+    /// A person, with their credential.
+    User,
+    /// A service account, with its credential.
+    ServiceAccount,
+    /// An OAuth client named by its client id (a refresh token's reuse).
+    Client,
+    /// An admin command.
+    Cli,
+    /// keyward itself (a key revoked with the token that made it).
+    System,
+    /// Nobody authenticated (a failed authentication).
+    Anonymous,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::ServiceAccount => "service_account",
+            ActorKind::Client => "client",
+            ActorKind::Cli => "cli",
+            ActorKind::System => "system",
+            ActorKind::Anonymous => "anonymous",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> crate::Result<Self> {
+        [
+            ActorKind::User,
+            ActorKind::ServiceAccount,
+            ActorKind::Client,
+            ActorKind::Cli,
+            ActorKind::System,
+            ActorKind::Anonymous,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| crate::StoreError::Corrupt(format!("actor kind {s:?}")))
+    }
+}
+
+impl From<PrincipalKind> for ActorKind {
+    fn from(k: PrincipalKind) -> Self {
+        match k {
+            PrincipalKind::User => ActorKind::User,
+            PrincipalKind::ServiceAccount => ActorKind::ServiceAccount,
+        }
+    }
+}
+
 /// Who did something, for the audit log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
-    /// `user`, `service_account`, `cli` (an admin command) or `anonymous`.
-    pub kind: String,
+    pub kind: ActorKind,
     pub id: Option<String>,
     /// The credential used, as `api_key:key_…` — never a secret.
     pub credential: Option<String>,
@@ -491,7 +543,25 @@ pub struct Actor {
 
 impl Actor {
     pub fn cli() -> Self {
-        Self { kind: "cli".into(), id: None, credential: None }
+        Self { kind: ActorKind::Cli, id: None, credential: None }
+    }
+
+    pub fn system() -> Self {
+        Self { kind: ActorKind::System, id: None, credential: None }
+    }
+
+    pub fn anonymous() -> Self {
+        Self { kind: ActorKind::Anonymous, id: None, credential: None }
+    }
+
+    /// An OAuth client, by its client id.
+    pub fn client(client_id: &str) -> Self {
+        Self { kind: ActorKind::Client, id: Some(client_id.to_owned()), credential: None }
+    }
+
+    /// A principal acting with the credential `credential` (`api_key:key_…`, never a secret).
+    pub fn principal(principal: &Principal, credential: Option<String>) -> Self {
+        Self { kind: principal.kind.into(), id: Some(principal.id.clone()), credential }
     }
 }
 

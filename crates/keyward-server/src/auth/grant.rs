@@ -141,10 +141,6 @@ impl Identity {
 
     /// The audit actor for this caller.
     pub fn actor(&self) -> keyward_store::Actor {
-        keyward_store::Actor {
-            kind: self.grant.principal.kind.as_str().to_owned(),
-            id: Some(self.grant.principal.id.clone()),
-            credential: Some(self.grant.credential_label()),
-        }
+        keyward_store::Actor::principal(&self.grant.principal, Some(self.grant.credential_label()))
     }
 }

@@ -126,7 +126,7 @@ pub async fn audit_events(
             id: e.id.to_string(),
             at: e.at,
             action: e.action,
-            actor: ActorView { kind: e.actor.kind, id: e.actor.id, credential: e.actor.credential },
+            actor: ActorView { kind: e.actor.kind.as_str().to_owned(), id: e.actor.id, credential: e.actor.credential },
             target: e.target_kind.zip(e.target_id).map(|(kind, id)| TargetView { kind, id }),
             detail: e.detail,
         })

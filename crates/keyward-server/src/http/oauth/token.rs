@@ -194,7 +194,7 @@ async fn refresh(state: &AppState, client: Client, params: &Params) -> Result<Re
 /// Records a refresh-token reuse in the organization's audit log.
 async fn audit_reuse(state: &AppState, hash: &SecretHash, client_id: &str) {
     let Ok(Some(info)) = state.store.token_by_hash(hash).await else { return };
-    let actor = Actor { kind: "client".into(), id: Some(client_id.to_owned()), credential: None };
+    let actor = Actor::client(client_id);
     let event = AuditEvent::new(Some(&info.org_id), &actor, AuditAction::OAuthRefreshTokenReused)
         .target("token_family", &info.family)
         .detail(serde_json::json!({ "client_id": client_id }));

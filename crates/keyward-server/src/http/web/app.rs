@@ -66,11 +66,7 @@ impl Person {
 
     /// The audit actor: the person, through the web UI.
     pub fn actor(&self) -> keyward_store::Actor {
-        keyward_store::Actor {
-            kind: "user".into(),
-            id: Some(self.user.id.to_string()),
-            credential: Some("web_session".into()),
-        }
+        keyward_store::Actor::principal(&self.principal(), Some("web_session".into()))
     }
 
     pub fn nav(&self, section: &'static str) -> Nav {

@@ -322,7 +322,7 @@ pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, req: 
             at: When::of(e.at, now),
             action: e.action,
             actor: match (e.actor.kind.as_str(), &e.actor.id) {
-                ("user", Some(id)) if *id == p.user.id.to_string() => "you".to_owned(),
+                ("user", Some(id)) if *id == p.user.id.as_str() => "you".to_owned(),
                 (kind, Some(id)) => format!("{kind} {id}"),
                 (kind, None) => kind.to_owned(),
             },

@@ -26,7 +26,7 @@ pub const PER_PAGE: u32 = 50;
 struct EventRow {
     at: When,
     action: String,
-    actor_kind: String,
+    actor_kind: &'static str,
     actor_id: Option<String>,
     /// The link that filters by this actor.
     actor_href: Option<String>,
@@ -47,7 +47,7 @@ impl EventRow {
             at: When::of(e.at, now),
             actor_href: e.actor.id.as_deref().map(|id| page_href(action, id, None)),
             action: e.action,
-            actor_kind: e.actor.kind,
+            actor_kind: e.actor.kind.as_str(),
             actor_id: e.actor.id,
             credential: e.actor.credential,
             target: e.target_kind.zip(e.target_id).map(|(kind, id)| format!("{kind} {id}")),
