@@ -45,6 +45,7 @@ struct RawConfig {
     log_format: String,
     session_lifetime: String,
     purge: RawPurge,
+    rate_limits: crate::ratelimit::settings::RawRateLimits,
 }
 
 #[derive(Deserialize, Debug)]
@@ -132,6 +133,7 @@ impl Default for RawConfig {
             log_format: "text".into(),
             session_lifetime: "12h".into(),
             purge: RawPurge::default(),
+            rate_limits: Default::default(),
         }
     }
 }
@@ -215,6 +217,7 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "session_lifetime",
     "purge",
+    "rate_limits",
 ];
 
 /// Output format of the server's logs.
@@ -260,6 +263,8 @@ pub struct Settings {
     /// The `[gateway]` table, when the gateway is on (see [`gateway`]).
     pub gateway: Option<gateway::GatewaySettings>,
     pub purge: PurgeSettings,
+    /// The `[rate_limits]` table (see [`crate::ratelimit::settings`]).
+    pub rate_limits: crate::ratelimit::settings::RateLimitSettings,
 }
 
 /// Hides the database URL, which may carry a password.
@@ -416,6 +421,7 @@ impl Settings {
             .collect();
         let refresh_token_ttl = token_ttl("oauth.refresh_token_ttl", &raw.oauth.refresh_token_ttl)?;
         let purge = check_purge(&raw.purge)?;
+        let rate_limits = crate::ratelimit::settings::check(raw.rate_limits)?;
         Ok(Self {
             listen,
             database_url: raw.database_url,
@@ -440,6 +446,7 @@ impl Settings {
             log_format,
             gateway,
             purge,
+            rate_limits,
         })
     }
 }

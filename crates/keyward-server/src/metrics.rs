@@ -48,6 +48,12 @@ pub struct Metrics {
     purged: [Counter; PURGED_TABLES.len()],
     /// Purge passes that failed (logged; the next pass tries again).
     pub purge_failures: Counter,
+    /// Password hashes computed (sign-in checks, unknown e-mails included).
+    pub password_checks: Counter,
+    /// Password checks refused because none could start in time.
+    pub password_checks_refused: Counter,
+    /// Rate-limit counts that could not reach Redis.
+    pub rate_limit_store_errors: Counter,
 }
 
 /// The tables the purge task deletes from.
@@ -175,6 +181,24 @@ impl Metrics {
             vec![(String::new(), self.purge_failures.get().to_string())],
         );
         series(
+            "keyward_password_checks_total",
+            "counter",
+            "Password hashes computed to check a sign-in.",
+            vec![(String::new(), self.password_checks.get().to_string())],
+        );
+        series(
+            "keyward_password_checks_refused_total",
+            "counter",
+            "Sign-ins refused (503) because no password check could start in time.",
+            vec![(String::new(), self.password_checks_refused.get().to_string())],
+        );
+        series(
+            "keyward_rate_limit_store_errors_total",
+            "counter",
+            "Rate-limit counts that could not reach Redis (per-credential limits then fail open).",
+            vec![(String::new(), self.rate_limit_store_errors.get().to_string())],
+        );
+        series(
             "keyward_db_pool_connections",
             "gauge",
             "Database pool connections, by state.",
@@ -213,6 +237,8 @@ mod tests {
             "keyward_purged_rows_total{table=\"web_sessions\"} 3",
             "keyward_purged_rows_total{table=\"oauth_tokens\"} 0",
             "keyward_purge_failures_total 0",
+            "keyward_password_checks_total 0",
+            "keyward_password_checks_refused_total 0",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

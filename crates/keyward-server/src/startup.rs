@@ -46,7 +46,20 @@ impl Server {
             .with_context(|| format!("cannot listen on {} (listen)", settings.listen))?;
         let gateway_listen = settings.gateway.as_ref().map(|g| g.listen);
         let csrf = CsrfKey::load(&store).await.context("cannot read or store the CSRF key")?;
-        let state = AppState::new(Shared { settings, store, auth, usage, metrics, limits: Default::default(), csrf });
+        let redis = match &settings.rate_limits.redis_url {
+            Some(url) => Some(Arc::new(
+                crate::ratelimit::redis::RedisCounters::connect(
+                    url,
+                    &settings.rate_limits.redis_namespace,
+                    metrics.clone(),
+                )
+                .await
+                .context("cannot open the Redis client (rate_limits.redis_url)")?,
+            )),
+            None => None,
+        };
+        let limits = crate::state::Limits::new(&settings.rate_limits, metrics.clone(), redis);
+        let state = AppState::new(Shared { settings, store, auth, usage, metrics, limits, csrf });
         let gateway = match gateway_listen {
             None => None,
             Some(addr) => {

@@ -9,7 +9,13 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::deployment::Deployment;
 use crate::metrics::Metrics;
-use crate::ratelimit::FailureLimit;
+use crate::ratelimit::counters::Counters;
+use crate::ratelimit::credential::CredentialLimits;
+use crate::ratelimit::passwords::PasswordChecks;
+use crate::ratelimit::redis::RedisCounters;
+use crate::ratelimit::settings::RateLimitSettings;
+use crate::ratelimit::signin::SignInLimit;
+use crate::ratelimit::{FailureLimit, Rate};
 use crate::usage::UsageRecorder;
 
 /// Cheap to clone: one `Arc` around [`Shared`].
@@ -28,23 +34,47 @@ pub struct Shared {
     pub csrf: crate::http::web::csrf::CsrfKey,
 }
 
-/// How fast people may get things wrong on the web pages (per process).
+/// How fast people may get things wrong (per process; `[rate_limits]`).
 pub struct Limits {
-    /// Failed sign-ins per e-mail address: 5 in 15 minutes.
-    pub login_email: FailureLimit,
-    /// Failed sign-ins per client address: 20 in 15 minutes.
-    pub login_address: FailureLimit,
-    /// Wrong user codes per person and per client address: 5 in 5 minutes (RFC 8628 §5.1).
+    /// Failed sign-ins of one e-mail from one client address.
+    pub login_pair: SignInLimit,
+    /// Failed sign-ins per e-mail address, from anywhere.
+    pub login_email: SignInLimit,
+    /// Failed sign-ins per client address.
+    pub login_address: SignInLimit,
+    /// Wrong user codes per person and per client address (RFC 8628 §5.1).
     pub user_code: FailureLimit,
+    /// Links (`GET /device?user_code=…`) naming no pending code, counted apart from typed
+    /// codes so that a stale link spends none of the person's tries.
+    pub user_code_links: FailureLimit,
+    /// The bound on password hashes running at once.
+    pub passwords: PasswordChecks,
+    /// Per-credential limits by plan.
+    pub credentials: CredentialLimits,
+    /// `POST /oauth/device_authorization`, per client address and per client id.
+    pub device_authorizations: Counters,
+    pub device_per_address: Rate,
+    pub device_per_client: Rate,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        let minutes = |m: u64| std::time::Duration::from_secs(60 * m);
+impl Limits {
+    /// `redis`: the shared counters, when `rate_limits.redis_url` is set.
+    pub fn new(settings: &RateLimitSettings, metrics: Arc<Metrics>, redis: Option<Arc<RedisCounters>>) -> Self {
+        let counters = || match &redis {
+            Some(r) => Counters::Redis(r.clone()),
+            None => Counters::Local(Default::default()),
+        };
         Self {
-            login_email: FailureLimit::new(5, minutes(15)),
-            login_address: FailureLimit::new(20, minutes(15)),
-            user_code: FailureLimit::new(5, minutes(5)),
+            login_pair: SignInLimit::new(settings.sign_in_per_email_and_address, redis.clone()),
+            login_email: SignInLimit::new(settings.sign_in_per_email, redis.clone()),
+            login_address: SignInLimit::new(settings.sign_in_per_address, redis.clone()),
+            user_code: FailureLimit::of(settings.user_codes),
+            user_code_links: FailureLimit::of(settings.user_codes),
+            passwords: PasswordChecks::new(settings.password_hashes, settings.password_hash_wait, metrics),
+            credentials: CredentialLimits::new(settings.plans.clone(), counters()),
+            device_authorizations: counters(),
+            device_per_address: settings.device_authorizations_per_address,
+            device_per_client: settings.device_authorizations_per_client,
         }
     }
 }

@@ -409,6 +409,33 @@ async fn a_rule_refuses_a_key_lacking_its_permission(db: TestDb) {
     }
 }
 
+/// The gateway counts a credential's plan limit (headers on the upstream's answer, `429`
+/// past it) and throttles an address that keeps presenting wrong keys.
+async fn the_gateway_applies_rate_limits(db: TestDb) {
+    let top = "[rate_limits]\nfailed_authentications = \"3/1m\"\n[rate_limits.plans]\npro = \"3/1m\"";
+    let app = spawn_app(&db, spawn_upstream().await, top, "").await;
+    let (_, key) = app.key(&["projects:read"]).await;
+    for left in (0..3).rev() {
+        let response = app.gw(Method::GET, "/projects").bearer_auth(&key).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["ratelimit-policy"], "\"per-credential\";q=3;w=60");
+        let state = response.headers()["ratelimit"].to_str().unwrap().to_owned();
+        assert!(state.starts_with(&format!("\"per-credential\";r={left};")), "{state}");
+    }
+    let response = app.gw(Method::GET, "/projects").bearer_auth(&key).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(json(response).await["error"], "rate_limited");
+    let format = keyward_core::secret::SecretFormat::new("kw").unwrap();
+    let wrong = || format.generate(keyward_core::secret::SecretKind::ApiKey).expose().to_owned();
+    for _ in 0..3 {
+        assert_eq!(status(app.gw(Method::GET, "/projects").bearer_auth(wrong())).await, 401);
+    }
+    let response = app.gw(Method::GET, "/projects").bearer_auth(wrong()).send().await.unwrap();
+    assert_eq!(response.status(), 429, "the address is throttled after 3 wrong keys");
+    assert!(response.headers().contains_key("retry-after"));
+}
+
 async fn the_first_event_arrives_before_the_upstream_finishes(db: TestDb) {
     let app = spawn_app(&db, spawn_upstream().await, "", "").await;
     let (_, secret) = app.key(&["projects:read"]).await;
@@ -644,6 +671,7 @@ both!(
     pass_authorization_forwards_the_credential,
     public_paths_pass_without_a_credential,
     a_rule_refuses_a_key_lacking_its_permission,
+    the_gateway_applies_rate_limits,
     the_first_event_arrives_before_the_upstream_finishes,
     a_large_chunked_upload_streams_through,
     a_websocket_echo_works_through_the_gateway,

@@ -33,7 +33,7 @@ impl LegacyKeys {
         let fast = SecretHash::of(value);
         self.store.upgrade_bcrypt_secret(&bcrypt, &fast).await.map_err(Rejection::Unavailable)?;
         tracing::info!("an imported bcrypt key was used and re-hashed to the fast form");
-        auth.lookup(&fast, super::Source::ApiKey).await
+        auth.lookup(&fast, super::Source::ApiKey, None).await
     }
 
     /// An imported client secret: checked against that one client's bcrypt hashes.
@@ -59,7 +59,7 @@ impl LegacyKeys {
             Err(e) => return Err(Rejection::Unavailable(e)),
         }
         tracing::info!(client_id, "an imported bcrypt client secret was used and re-hashed to the fast form");
-        auth.lookup(&fast, super::Source::ClientSecret { client_id }).await
+        auth.lookup(&fast, super::Source::ClientSecret { client_id }, None).await
     }
 
     /// The bcrypt hash among `candidates` that `plain` matches, checked on a blocking

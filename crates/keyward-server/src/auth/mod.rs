@@ -19,6 +19,7 @@ pub mod grant;
 mod legacy;
 pub mod reason;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderName};
@@ -33,6 +34,7 @@ pub use grant::{Denied, Grant, Identity};
 pub use reason::Reason;
 
 use crate::metrics::Metrics;
+use crate::ratelimit::FailureLimit;
 use crate::usage::UsageRecorder;
 
 /// Why a credential was not accepted.
@@ -50,6 +52,10 @@ pub enum Rejection {
     NotMember(Arc<Grant>),
     /// The database could not be asked: fail closed (503), never open.
     Unavailable(StoreError),
+    /// Not looked up: the client address has had too many failed authentications
+    /// (`rate_limits.failed_authentications`) and the credential was not in the cache.
+    /// The address's quota (nothing left, and when it resets).
+    Throttled(crate::ratelimit::quota::Quota),
 }
 
 impl Rejection {
@@ -63,7 +69,16 @@ impl Rejection {
             Rejection::Expired(_) => Reason::Expired,
             Rejection::NotMember(_) => Reason::NotMember,
             Rejection::Unavailable(_) => Reason::Unavailable,
+            Rejection::Throttled(_) => Reason::RateLimited,
         }
+    }
+
+    /// Whether this is a credential that does not exist, counted against the client
+    /// address. Revoked and expired keys, and keys of people who left, are real: a
+    /// client retrying a stale one is answered from the cache (no lookup to protect),
+    /// and it must not lock its address's other, valid keys out; it is audited instead.
+    fn is_failure(&self) -> bool {
+        matches!(self, Rejection::Malformed(_) | Rejection::Unknown)
     }
 }
 
@@ -81,10 +96,21 @@ pub struct Authenticator {
     /// well-formed wrong keys (the checksum is public, so they are easy to make) queues
     /// here instead of taking every database connection.
     miss_gate: tokio::sync::Semaphore,
+    /// Failed authentications per client address. Checked only when a credential is
+    /// not in the cache, so the warm path takes no lock and a valid cached credential
+    /// passes from any address; a throttled address's misses never reach the database.
+    failures: FailureLimit,
 }
 
 /// Concurrent cache-miss lookups at most.
 pub const MAX_CONCURRENT_MISSES: usize = 4;
+
+/// How long a `429` for an address over its failed-authentication limit is held before
+/// it is sent: a client that retries at once (a guessing script, one request per
+/// connection at a time) is slowed to a few requests a second per connection, instead of
+/// spinning through refusals as fast as the server answers them and taking CPU from
+/// everyone else. It holds a sleeping task and a socket, nothing more.
+pub const THROTTLED_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Authenticator {
     pub fn new(
@@ -104,6 +130,7 @@ impl Authenticator {
             usage,
             metrics,
             miss_gate: tokio::sync::Semaphore::new(MAX_CONCURRENT_MISSES),
+            failures: FailureLimit::of(settings.rate_limits.failed_authentications),
         }
     }
 
@@ -111,9 +138,18 @@ impl Authenticator {
         &self.cache
     }
 
-    /// Authenticates a request by its headers, in DESIGN.md's order of precedence.
+    /// Authenticates a request by its headers, in DESIGN.md's order of precedence,
+    /// with no client address (no per-address limit).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, Rejection> {
-        let result = self.authenticate_inner(headers).await;
+        self.authenticate_from(headers, None).await
+    }
+
+    /// [`authenticate`](Self::authenticate) for a client at `from`: a wrong credential
+    /// counts against the address, and an address over its limit gets only what the
+    /// cache already knows ([`Rejection::Throttled`] instead of a database lookup).
+    pub async fn authenticate_from(&self, headers: &HeaderMap, from: Option<IpAddr>) -> Result<Identity, Rejection> {
+        let result = self.authenticate_inner(headers, from).await;
+        self.note(&result, from).await;
         match &result {
             Ok(identity) => {
                 self.metrics.auth_ok.inc();
@@ -132,14 +168,30 @@ impl Authenticator {
                     Rejection::Unknown | Rejection::Malformed(_) => {
                         tracing::info!(reason = reason.as_str(), "authentication failed")
                     }
-                    Rejection::Missing | Rejection::Unavailable(_) => {}
+                    Rejection::Missing | Rejection::Unavailable(_) | Rejection::Throttled(_) => {}
                 }
             }
         }
         result
     }
 
-    async fn authenticate_inner(&self, headers: &HeaderMap) -> Result<Identity, Rejection> {
+    /// Counts a wrong credential against its client address, and holds a throttled
+    /// address's answer for [`THROTTLED_DELAY`].
+    async fn note<T>(&self, result: &Result<T, Rejection>, from: Option<IpAddr>) {
+        match (result, from) {
+            (Err(rejection), Some(ip)) if rejection.is_failure() => self.failures.fail(&ip.to_string()),
+            (Err(Rejection::Throttled(_)), _) => tokio::time::sleep(THROTTLED_DELAY).await,
+            _ => {}
+        }
+    }
+
+    /// The per-address limit before a database lookup: how long `from` must wait.
+    fn throttled(&self, from: Option<IpAddr>) -> Option<crate::ratelimit::quota::Quota> {
+        let reset = from.and_then(|ip| self.failures.retry_after(&ip.to_string()))?;
+        Some(crate::ratelimit::quota::Quota { policy: "failed-auth", rate: self.failures.rate(), remaining: 0, reset })
+    }
+
+    async fn authenticate_inner(&self, headers: &HeaderMap, from: Option<IpAddr>) -> Result<Identity, Rejection> {
         let presented = credential::parse(
             headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
             headers.get(&self.api_key_header).map(|v| v.as_bytes()),
@@ -154,17 +206,17 @@ impl Authenticator {
                 // else is first an imported key given as the username (precedence 2),
                 // then a client id with an imported secret (precedence 4).
                 if self.secrets.check(password) == Ok(SecretKind::ServiceAccountSecret) {
-                    return Ok(Identity::new(self.client_secret_grant(user, password).await?, Via::BasicClient));
+                    return Ok(Identity::new(self.client_secret_in(user, password, from).await?, Via::BasicClient));
                 }
-                match self.grant_for_secret(user).await {
+                match self.grant_in(user, from).await {
                     Err(Rejection::Unknown) => {
-                        return Ok(Identity::new(self.client_secret_grant(user, password).await?, Via::BasicClient))
+                        return Ok(Identity::new(self.client_secret_in(user, password, from).await?, Via::BasicClient))
                     }
                     other => return Ok(Identity::new(other?, Via::BasicUsername)),
                 }
             }
         };
-        let grant = self.grant_for_secret(value).await?;
+        let grant = self.grant_in(value, from).await?;
         Ok(Identity::new(grant, via))
     }
 
@@ -172,9 +224,13 @@ impl Authenticator {
     /// API key (keyward's or imported) or an access token. Used by request
     /// authentication and by the verify API.
     pub async fn grant_for_secret(&self, value: &str) -> Result<Arc<Grant>, Rejection> {
+        self.grant_in(value, None).await
+    }
+
+    async fn grant_in(&self, value: &str, from: Option<IpAddr>) -> Result<Arc<Grant>, Rejection> {
         let grant = match self.secrets.check(value) {
-            Ok(SecretKind::ApiKey) => self.lookup(&SecretHash::of(value), Source::ApiKey).await?,
-            Ok(SecretKind::AccessToken) => self.lookup(&SecretHash::of(value), Source::AccessToken).await?,
+            Ok(SecretKind::ApiKey) => self.lookup(&SecretHash::of(value), Source::ApiKey, from).await?,
+            Ok(SecretKind::AccessToken) => self.lookup(&SecretHash::of(value), Source::AccessToken, from).await?,
             // A refresh token or a client secret alone is not a credential for requests.
             Ok(_) => return Err(Rejection::Unknown),
             Err(SecretError::Malformed | SecretError::Checksum) => return Err(Rejection::Unknown),
@@ -186,7 +242,7 @@ impl Authenticator {
                     self.metrics.cache_hit.inc();
                     return Err(Rejection::Unknown);
                 }
-                match self.lookup(&hash, Source::ApiKey).await {
+                match self.lookup(&hash, Source::ApiKey, from).await {
                     Err(Rejection::Unknown) => self.legacy.find(value, self).await?,
                     other => other?,
                 }
@@ -205,13 +261,36 @@ impl Authenticator {
     /// held as bcrypt is checked against that client's bcrypt hashes once, then re-hashed
     /// to the fast form.
     pub async fn client_secret_grant(&self, client_id: &str, secret: &str) -> Result<Arc<Grant>, Rejection> {
+        self.client_secret_in(client_id, secret, None).await
+    }
+
+    /// [`client_secret_grant`](Self::client_secret_grant) for a client at `from`, under
+    /// the per-address limit of failed authentications (the token endpoint's client
+    /// authentication).
+    pub async fn client_secret_grant_from(
+        &self,
+        client_id: &str,
+        secret: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Arc<Grant>, Rejection> {
+        let result = self.client_secret_in(client_id, secret, from).await;
+        self.note(&result, from).await;
+        result
+    }
+
+    async fn client_secret_in(
+        &self,
+        client_id: &str,
+        secret: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Arc<Grant>, Rejection> {
         let hash = SecretHash::of(secret);
         let source = Source::ClientSecret { client_id };
         if self.cache.is_known_unknown(&source.key(&hash)) {
             self.metrics.cache_hit.inc();
             return Err(Rejection::Unknown);
         }
-        let grant = match self.lookup(&hash, source).await {
+        let grant = match self.lookup(&hash, source, from).await {
             Err(Rejection::Unknown) => self.legacy.find_client_secret(client_id, secret, self).await?,
             other => other?,
         };
@@ -225,7 +304,13 @@ impl Authenticator {
 
     /// The grant for a fast hash: cache first, then one query to the table `source`
     /// names (the secret's prefix, or the presentation, already told which).
-    async fn lookup(&self, hash: &SecretHash, source: Source<'_>) -> Result<Arc<Grant>, Rejection> {
+    /// A miss from an address over its failure limit is refused before the database.
+    async fn lookup(
+        &self,
+        hash: &SecretHash,
+        source: Source<'_>,
+        from: Option<IpAddr>,
+    ) -> Result<Arc<Grant>, Rejection> {
         let key = source.key(hash);
         let generation = match self.cache.get(&key) {
             cache::Lookup::Hit(grant) => {
@@ -238,6 +323,9 @@ impl Authenticator {
             }
             cache::Lookup::Miss(generation) => generation,
         };
+        if let Some(quota) = self.throttled(from) {
+            return Err(Rejection::Throttled(quota));
+        }
         self.metrics.cache_miss.inc();
         let _permit = self.miss_gate.acquire().await.expect("the gate is never closed");
         let found = match source {

@@ -11,11 +11,13 @@ pub enum Reason {
     Expired,
     NotMember,
     Unavailable,
+    /// Not looked up: the client address is over its failed-authentication limit.
+    RateLimited,
 }
 
 impl Reason {
     /// Every reason, in declaration order (so `reason as usize` indexes it).
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Missing,
         Reason::Malformed,
         Reason::Unknown,
@@ -23,6 +25,7 @@ impl Reason {
         Reason::Expired,
         Reason::NotMember,
         Reason::Unavailable,
+        Reason::RateLimited,
     ];
 
     /// The label in metrics, logs and audit events.
@@ -35,6 +38,7 @@ impl Reason {
             Reason::Expired => "expired",
             Reason::NotMember => "not_member",
             Reason::Unavailable => "unavailable",
+            Reason::RateLimited => "rate_limited",
         }
     }
 

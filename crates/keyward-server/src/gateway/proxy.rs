@@ -31,7 +31,8 @@ pub(super) async fn forward(gw: &Inner, peer: SocketAddr, mut req: Request<Incom
     let identity = if public {
         None
     } else {
-        match gw.app.auth.authenticate(req.headers()).await {
+        let from = gw.app.settings.rate_limits.trusted_proxies.client(peer.ip(), req.headers());
+        match gw.app.auth.authenticate_from(req.headers(), Some(from)).await {
             Ok(identity) => Some(identity),
             Err(rejection) => {
                 let metadata = gw.metadata_url.as_deref();
@@ -39,7 +40,14 @@ pub(super) async fn forward(gw: &Inner, peer: SocketAddr, mut req: Request<Incom
             }
         }
     };
+    let mut quota = None;
     if let Some(identity) = &identity {
+        use crate::ratelimit::credential::Verdict;
+        match gw.app.limits.credentials.check(identity.grant()).await {
+            Verdict::Over(q) => return local(ApiError::RateLimited(Box::new(q))),
+            Verdict::Within(q) => quota = Some(q),
+            Verdict::Unlimited => {}
+        }
         // Every matching rule must hold, so adding a rule can only narrow access.
         for rule in gw.settings.rules.iter().filter(|r| r.matches(req.method(), req.uri().path())) {
             if let Err(e) = identity.require(&rule.permission) {
@@ -101,6 +109,9 @@ pub(super) async fn forward(gw: &Inner, peer: SocketAddr, mut req: Request<Incom
         }
         // A 101 nobody asked for cannot be honoured.
         return local(ApiError::BadGateway("the upstream switched protocols unasked"));
+    }
+    if let Some(q) = quota {
+        q.apply(response.headers_mut());
     }
     response.map(GatewayBody::Upstream)
 }

@@ -11,6 +11,16 @@ use keyward_store::StoreError;
 
 use crate::auth::Denied;
 use crate::keys::KeyRuleError;
+use crate::ratelimit::quota::Quota;
+
+/// The text of a `429`, by the limit that refused.
+pub fn describe(quota: &Quota) -> &'static str {
+    match quota.policy {
+        "failed-auth" => "too many failed authentications from this address; try again later",
+        "per-credential" => "this credential has made too many requests; try again later",
+        _ => "too many requests; try again later",
+    }
+}
 use crate::members::MemberRuleError;
 
 /// An error answer. Each variant says its status.
@@ -64,6 +74,10 @@ pub enum ApiError {
     /// 504 `gateway_timeout`: the gateway's upstream did not answer in time.
     #[error("the upstream did not answer in time")]
     GatewayTimeout,
+    /// 429 `rate_limited`, with `Retry-After` and the `RateLimit` headers: a limit of
+    /// DESIGN.md's "Abuse controls".
+    #[error("{}", describe(.0))]
+    RateLimited(Box<Quota>),
     /// 503 `unavailable`: the database cannot be reached.
     #[error("the service is unavailable")]
     Unavailable,
@@ -88,6 +102,7 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -109,6 +124,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::BadGateway(_) => "bad_gateway",
             ApiError::GatewayTimeout => "gateway_timeout",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -142,6 +158,9 @@ impl ApiError {
         }
         let body = serde_json::json!({ "error": self.code(), "error_description": self.to_string() });
         let mut response = (self.status(), Json(body)).into_response();
+        if let ApiError::RateLimited(quota) = &self {
+            quota.apply_refused(response.headers_mut());
+        }
         for challenge in self.challenges(resource_metadata) {
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 response.headers_mut().append(header::WWW_AUTHENTICATE, v);

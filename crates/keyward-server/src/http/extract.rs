@@ -13,22 +13,32 @@ use crate::auth::{Identity, Rejection};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
-/// The authenticated caller. Rejects with 401 (absent or invalid credential) or 503
-/// (the database cannot be asked) — never lets a request through anonymously.
+/// The authenticated caller. Rejects with 401 (absent or invalid credential), 429 (too
+/// many failures from the address, or the credential's plan limit) or 503 (the database
+/// cannot be asked) — never lets a request through anonymously.
 pub struct Caller(pub Identity);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match state.auth.authenticate(&parts.headers).await {
+        match state.auth.authenticate_from(&parts.headers, client_ip(parts)).await {
             // No credential at all: the web UI's session cookie may stand in for one
             // on the management API (never on /auth/check or the gateway).
             Err(Rejection::Missing) => match crate::http::web::api_session::identity(state, parts).await? {
                 Some(identity) => Ok(Caller(identity)),
                 None => Err(ApiError::MissingCredential),
             },
-            other => other.map(Caller).map_err(ApiError::from),
+            Ok(identity) => {
+                use crate::ratelimit::credential::Verdict;
+                match state.limits.credentials.check(identity.grant()).await {
+                    Verdict::Over(quota) => return Err(ApiError::RateLimited(Box::new(quota))),
+                    Verdict::Within(quota) => crate::ratelimit::quota::remember(quota),
+                    Verdict::Unlimited => {}
+                }
+                Ok(Caller(identity))
+            }
+            Err(rejection) => Err(ApiError::from(rejection)),
         }
     }
 }
@@ -46,8 +56,14 @@ impl From<Rejection> for ApiError {
                 tracing::error!(error = %e, "credential lookup failed");
                 ApiError::Unavailable
             }
+            Rejection::Throttled(quota) => ApiError::RateLimited(Box::new(quota)),
         }
     }
+}
+
+/// The request's client address ([`crate::ratelimit::address`]), when known.
+pub fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts.extensions.get::<crate::ratelimit::address::ClientAddress>().map(|c| c.0)
 }
 
 /// Removes double-quoted values from a deserializer's message (field names are in

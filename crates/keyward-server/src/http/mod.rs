@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), count_responses))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::ratelimit::address::layer))
         .layer(CatchPanicLayer::custom(panic_response))
         // One log line per request at INFO: method, path, the names of the query's
         // parameters, status, latency. Never a header and never a query value: a key

@@ -29,8 +29,8 @@ pub struct VerifyRequest {
     pub permissions: Option<Vec<String>>,
 }
 
-/// The outcome. (`RATE_LIMITED` is reserved in DESIGN.md for per-key rate limits,
-/// which keyward does not have yet, so it is never returned.)
+/// The outcome. `RATE_LIMITED`: the key is over its organization plan's limit
+/// (`[rate_limits.plans]`); each verification counts as one use of the key.
 #[derive(Serialize, ToSchema, Debug, PartialEq, Eq, Clone, Copy)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerifyCode {
@@ -38,6 +38,7 @@ pub enum VerifyCode {
     NotFound,
     Expired,
     InsufficientPermissions,
+    RateLimited,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -102,6 +103,13 @@ pub async fn verify(
         return Ok(Json(VerifyResponse::not_found()));
     };
     state.usage.touch(key_id);
+    if let crate::ratelimit::credential::Verdict::Over(_) = state.limits.credentials.check(&grant).await {
+        return Ok(Json(VerifyResponse {
+            code: VerifyCode::RateLimited,
+            key_id: Some(key_id.to_string()),
+            ..VerifyResponse::not_found()
+        }));
+    }
     let valid = wanted.is_subset_of(&grant.effective);
     Ok(Json(VerifyResponse {
         valid,

@@ -10,6 +10,8 @@
 //! # Layout
 //!
 //! - [`helpers`]: `spawn_app`, fixtures, presentations, replies, polling.
+//! - [`abuse`]: sign-in attempts counted before hashing, limits per (e-mail, address),
+//!   e-mail and address, `Retry-After`, trusted proxies, `/device` links.
 //! - [`presentation`]: every way of presenting a key; 401 challenges; `/api/v1/me`.
 //! - [`auth_check`]: `/auth/check` headers, body, 403.
 //! - [`api_keys`]: create, list, revoke, roll, and the rules for keys.
@@ -54,6 +56,8 @@
 //!   with `*` keeps its explicit entries.
 //! - [`login`]: `/login`, `/logout` and the `/device` page: one failure message, the
 //!   session cookie, local `next` only, CSRF, rate limits, plain pages, bad forms.
+//! - [`shared_limits`]: per-credential counters per instance, or shared through Redis;
+//!   an unreachable Redis fails open.
 //! - [`purge`]: the background purge of ended rows, and its metrics.
 //! - [`races`]: concurrent state changes (rolls, rotations, refresh-token reuse,
 //!   deletions while issuing) from many tasks at once: one winner, never a 500.
@@ -63,6 +67,7 @@
 #[macro_use]
 mod helpers;
 
+mod abuse;
 mod api_keys;
 mod audit;
 mod auth_check;
@@ -89,6 +94,7 @@ mod revocation;
 mod secrets_at_rest;
 mod service_accounts;
 mod session_api;
+mod shared_limits;
 mod usage;
 mod verify;
 mod web_admin;

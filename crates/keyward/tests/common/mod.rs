@@ -76,7 +76,18 @@ impl Kw {
     }
 
     pub fn serve(&self) -> Served {
-        let mut child = self.command(&["serve"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        self.serve_with(&[])
+    }
+
+    /// `keyward serve` with extra environment variables (configuration overrides).
+    pub fn serve_with(&self, env: &[(&str, &str)]) -> Served {
+        let mut child = self
+            .command(&["serve"])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
@@ -103,6 +114,11 @@ pub struct Served {
 }
 
 impl Served {
+    /// The server's process id (to read `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn status(&self, path: &str, header: (&str, &str)) -> u16 {
         reqwest::blocking::Client::new()
             .get(format!("{}{path}", self.base))

@@ -244,7 +244,9 @@ pub async fn authenticate(
 }
 
 async fn by_secret(state: &AppState, id: &str, secret: &str, method: Method) -> Result<Client, OAuthError> {
-    let grant = state.auth.client_secret_grant(id, secret).await.map_err(OAuthError::from_client_rejection)?;
+    let from = crate::ratelimit::address::current();
+    let grant =
+        state.auth.client_secret_grant_from(id, secret, from).await.map_err(OAuthError::from_client_rejection)?;
     let client = ServiceClient::from_grant(&grant, method)
         .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?;
     Ok(Client::Confidential(client))

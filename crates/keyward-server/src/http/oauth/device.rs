@@ -39,14 +39,36 @@ fn device_client(state: &AppState, client: Client) -> Result<String, OAuthError>
     }
 }
 
+/// Counts one device authorization against `key`: every one adds a row, so they are
+/// limited per client address and per client id (`429 rate_limited` past the limit).
+/// Counters that cannot be reached let the request through (logged by the counters).
+async fn count_authorization(state: &AppState, key: &str, rate: crate::ratelimit::Rate) -> Result<(), OAuthError> {
+    let Some((count, reset)) = state.limits.device_authorizations.hit(key, rate).await else { return Ok(()) };
+    let quota = crate::ratelimit::quota::Quota {
+        policy: "device-authorization",
+        rate,
+        remaining: rate.max.saturating_sub(count),
+        reset,
+    };
+    if count > rate.max {
+        return Err(OAuthError::rate_limited(quota));
+    }
+    crate::ratelimit::quota::remember(quota);
+    Ok(())
+}
+
 /// `POST /oauth/device_authorization` (RFC 8628 §3.1–3.2).
 pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, OAuthError> {
     let (state, headers) = (&state, &headers);
+    if let Some(ip) = crate::ratelimit::address::current() {
+        count_authorization(state, &format!("device:ip:{ip}"), state.limits.device_per_address).await?;
+    }
     let params = Params::read(headers, body).await?;
     let client_id = device_client(
         state,
         client::authenticate(state, headers, &params, client::Endpoint::DeviceAuthorization).await?,
     )?;
+    count_authorization(state, &format!("device:client:{client_id}"), state.limits.device_per_client).await?;
     let scopes = match params.get("scope") {
         None => None,
         Some(scope) => {

@@ -13,6 +13,7 @@
 //! | `unsupported_grant_type` | 400 | `unsupported_grant_type` |
 //! | `invalid_scope` | 400 | `invalid_scope` — a scope the principal does not hold, or not a permission |
 //! | `unsupported_token_type` | 400 | `unsupported_token_type` (revocation) |
+//! | `rate_limited` | 429 | `rate_limited` — too many failed authentications from the client address; with `Retry-After` |
 //! | `unavailable` | 503 | `temporarily_unavailable` — the database cannot be reached |
 //! | `internal` | 500 | `server_error` — logged, never echoed |
 //!
@@ -30,11 +31,20 @@ pub struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: String,
+    /// The limit of a `429` (`Retry-After`, `RateLimit-Policy`, `RateLimit`).
+    quota: Option<Box<crate::ratelimit::quota::Quota>>,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self { status, code, description: description.into() }
+        Self { status, code, description: description.into(), quota: None }
+    }
+
+    /// 429 `rate_limited` with `Retry-After` and the `RateLimit` headers: a limit of
+    /// DESIGN.md's "Abuse controls".
+    pub fn rate_limited(quota: crate::ratelimit::quota::Quota) -> Self {
+        let d = crate::http::error::describe(&quota);
+        Self { quota: Some(Box::new(quota)), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", d) }
     }
 
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -114,6 +124,9 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "error_description": self.description });
         let mut response = super::json(self.status, body);
+        if let Some(quota) = &self.quota {
+            quota.apply_refused(response.headers_mut());
+        }
         // RFC 9110 §15.5.2: a 401 names a scheme the client can use, also when the client
         // authenticated in the body or not at all; Basic is the one these endpoints read.
         if self.status == StatusCode::UNAUTHORIZED {
@@ -139,6 +152,7 @@ impl OAuthError {
     pub fn from_client_rejection(r: Rejection) -> Self {
         match r {
             Rejection::Unavailable(e) => e.into(),
+            Rejection::Throttled(quota) => OAuthError::rate_limited(quota),
             _ => OAuthError::invalid_client("client authentication failed"),
         }
     }

@@ -45,8 +45,11 @@ async fn asker(state: &AppState, headers: &HeaderMap, params: &Params) -> Result
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")));
     if bearer || headers.contains_key(&state.settings.api_key_header) {
-        let identity = state.auth.authenticate(headers).await.map_err(|r| match r {
-            crate::auth::Rejection::Unavailable(e) => OAuthError::from(e),
+        let from = crate::ratelimit::address::current();
+        let identity = state.auth.authenticate_from(headers, from).await.map_err(|r| match r {
+            r @ (crate::auth::Rejection::Unavailable(_) | crate::auth::Rejection::Throttled(_)) => {
+                OAuthError::from_client_rejection(r)
+            }
             _ => OAuthError::invalid_client("the credential is not valid"),
         })?;
         if !identity.permissions().allows(&VERIFY) {

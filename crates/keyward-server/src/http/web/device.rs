@@ -3,7 +3,9 @@
 //!
 //! User codes have ~34.6 bits, so guessing must be slow (RFC 8628 §5.1): a wrong,
 //! expired or used code counts as a failure for the person and for the client address,
-//! and after 5 in 5 minutes the page answers `429` until the window passes.
+//! and after 5 in 5 minutes (`rate_limits.user_codes`) the page answers `429` with
+//! `Retry-After` until the window passes. Opening a link (`GET /device?user_code=…`) is
+//! not an attempt; wrong links are counted apart, with the same limit.
 
 use askama::Template;
 use axum::extract::{Request, State};
@@ -53,8 +55,8 @@ struct Visit<'a> {
 }
 
 impl Visit<'_> {
-    fn limited(&self) -> bool {
-        self.keys.iter().any(|k| self.state.limits.user_code.is_limited(k))
+    fn limited(&self) -> Option<std::time::Duration> {
+        self.keys.iter().filter_map(|k| self.state.limits.user_code.retry_after(k)).max()
     }
 
     fn code_page(&self, status: StatusCode, typed: &str, error: Option<&str>, cookies: &[String]) -> Response {
@@ -65,8 +67,11 @@ impl Visit<'_> {
 
     /// The pending code a person typed, or the code page again (counting a failure).
     async fn find(&self, typed: &str, cookies: &[String]) -> Result<Result<DeviceAuthorization, Response>, WebError> {
-        if self.limited() {
-            return Ok(Err(self.code_page(StatusCode::TOO_MANY_REQUESTS, typed, Some(TOO_MANY), cookies)));
+        if let Some(wait) = self.limited() {
+            let mut page = self.code_page(StatusCode::TOO_MANY_REQUESTS, typed, Some(TOO_MANY), cookies);
+            let seconds = crate::ratelimit::seconds(wait);
+            page.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+            return Ok(Err(page));
         }
         let found = match UserCode::parse(typed) {
             Some(code) => self.state.store.pending_device(&code).await?,
@@ -123,9 +128,24 @@ pub async fn page(State(state): State<AppState>, req: Request) -> Result<Respons
     let Some(typed) = query_param(req.uri(), "user_code") else {
         return Ok(visit.code_page(StatusCode::OK, "", None, &cookies));
     };
-    match visit.find(&typed, &cookies).await? {
-        Ok(device) => visit.approval_page(&device, &cookies).await,
-        Err(page) => Ok(page),
+    // Following a link is not an attempt: a stale or mangled link must not spend the
+    // person's tries. It still must not be a free oracle, so links that name no pending
+    // code are counted apart; past that limit (or while typed codes are locked) the page
+    // shows the code, unlooked-up, for the person to submit — which counts.
+    let link_limits = &state.limits.user_code_links;
+    if visit.limited().is_some() || visit.keys.iter().any(|k| link_limits.is_limited(k)) {
+        return Ok(visit.code_page(StatusCode::OK, &typed, None, &cookies));
+    }
+    let found = match UserCode::parse(&typed) {
+        Some(code) => state.store.pending_device(&code).await?,
+        None => None,
+    };
+    match found {
+        Some(device) => visit.approval_page(&device, &cookies).await,
+        None => {
+            visit.keys.iter().for_each(|k| link_limits.fail(k));
+            Ok(visit.code_page(StatusCode::BAD_REQUEST, &typed, Some(NOT_VALID), &cookies))
+        }
     }
 }
 

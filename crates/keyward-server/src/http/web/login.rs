@@ -3,13 +3,20 @@
 //! A failed sign-in always answers the same thing — unknown e-mail, a person without a
 //! password, a wrong password — and takes about as long: an unknown e-mail is checked
 //! against a fixed argon2id hash, so timing does not tell which addresses exist.
-//! argon2id runs on a blocking thread, never on the async runtime.
+//! argon2id runs on a blocking thread, never on the async runtime, a few at a time
+//! ([`crate::ratelimit::passwords`]).
+//!
+//! Each attempt is counted before its password is checked, per (e-mail, address), per
+//! e-mail and per address, and given back when it succeeds: concurrent guesses cannot
+//! overrun a limit, and the small per-(e-mail, address) limit stops an attacker long
+//! before the larger per-e-mail one would lock the real person out from elsewhere.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use askama::Template;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use keyward_core::domain::Email;
@@ -18,6 +25,8 @@ use keyward_core::secret::{SecretHash, SecretKind};
 use keyward_store::StoreError;
 
 use super::{check_csrf, csrf_token, html, local_path, read_form, redirect, signed_in, MessagePage, WebError};
+use crate::ratelimit::passwords::Busy;
+use crate::ratelimit::signin::{Refused, SignInLimit};
 use crate::state::AppState;
 
 /// What an unknown e-mail is checked against, so it costs what a wrong password costs.
@@ -25,6 +34,31 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| password::hash("keyward: 
 
 const WRONG: &str = "the e-mail or the password is wrong";
 const TOO_MANY: &str = "too many attempts; try again later";
+const BUSY: &str = "too many sign-ins at once; try again in a moment";
+
+/// Counts one attempt on every counter, or on none: when one refuses, those already
+/// counted are given back.
+async fn take_all(counters: &[(&SignInLimit, &str)]) -> Result<(), Refused> {
+    for (i, (limit, key)) in counters.iter().enumerate() {
+        if let Err(refused) = limit.take(key).await {
+            give_back_all(&counters[..i]).await;
+            return Err(refused);
+        }
+    }
+    Ok(())
+}
+
+async fn give_back_all(counters: &[(&SignInLimit, &str)]) {
+    for (limit, key) in counters {
+        limit.give_back(key).await;
+    }
+}
+
+/// A `429` or `503` page with the wait in whole seconds.
+fn with_retry_after(mut response: Response, wait: Duration) -> Response {
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::ratelimit::seconds(wait)));
+    response
+}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -64,33 +98,55 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Respo
         let page = LoginPage { signed_in: None, csrf: &csrf, next: &next, email: shown, error: Some(message) };
         html(status, &page, &[])
     };
-    let limits = &state.limits;
-    if limits.login_email.is_limited(&email_key) || limits.login_address.is_limited(&address_key) {
-        return Ok(answer(StatusCode::TOO_MANY_REQUESTS, TOO_MANY));
+    let (pair_key, email_key, address_key) = (format!("{email_key}|{address_key}"), email_key, address_key);
+    let counters = [
+        (&state.limits.login_pair, pair_key.as_str()),
+        (&state.limits.login_email, email_key.as_str()),
+        (&state.limits.login_address, address_key.as_str()),
+    ];
+    // The attempt is counted before the password is checked, so concurrent guesses
+    // cannot run past a limit; it is given back when it succeeds or checks nothing.
+    match take_all(&counters).await {
+        Ok(()) => {}
+        Err(Refused::Limited(wait)) => {
+            return Ok(with_retry_after(answer(StatusCode::TOO_MANY_REQUESTS, TOO_MANY), wait));
+        }
+        Err(Refused::Unavailable) => {
+            // Shared counters that cannot be read fail closed: no uncounted guess.
+            tracing::warn!("a sign-in was refused: the shared rate-limit counters cannot be reached");
+            return Ok(with_retry_after(answer(StatusCode::SERVICE_UNAVAILABLE, BUSY), Duration::from_secs(1)));
+        }
     }
+    let give_back = || give_back_all(&counters);
     let user = match &email {
         Some(e) => match state.store.user_by_email(e).await {
             Ok(u) => Some(u),
             Err(StoreError::NotFound) => None,
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                give_back().await;
+                return Err(e.into());
+            }
         },
         None => None,
     };
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let password = form.get("password").unwrap_or_default().to_owned();
-    let matches = tokio::task::spawn_blocking(move || {
-        let phc = stored.as_deref().unwrap_or(DUMMY_HASH.as_str());
-        // An unknown person is checked too (against the dummy), then refused.
-        password::verify(&password, phc) && stored.is_some()
-    })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))?;
+    // An unknown person is checked too (against the dummy), then refused.
+    let phc = stored.clone().unwrap_or_else(|| DUMMY_HASH.clone());
+    let matches = match state.limits.passwords.verify(password, phc).await {
+        Ok(m) => m && stored.is_some(),
+        Err(Busy) => {
+            give_back().await;
+            tracing::warn!("a sign-in was refused: no password check could start in time");
+            let wait = std::time::Duration::from_secs(1);
+            return Ok(with_retry_after(answer(StatusCode::SERVICE_UNAVAILABLE, BUSY), wait));
+        }
+    };
     let Some(user) = user.filter(|_| matches) else {
-        limits.login_email.fail(&email_key);
-        limits.login_address.fail(&address_key);
         tracing::info!("a sign-in failed");
         return Ok(answer(StatusCode::UNAUTHORIZED, WRONG));
     };
+    give_back().await;
     let session = state.settings.secrets.generate(SecretKind::Session);
     let expires =
         Utc::now() + chrono::Duration::from_std(state.settings.session_lifetime).unwrap_or(chrono::Duration::hours(12));

@@ -35,11 +35,8 @@ pub mod device;
 pub mod keys;
 pub mod login;
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
@@ -306,10 +303,13 @@ pub async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<U
     Ok(state.store.web_session(&hash).await?.filter(|(_, stored)| stored.ct_eq(&hash)).map(|(user, _)| user))
 }
 
-/// The client's address, for rate limits (`unknown` when the server was not started
-/// with connection info, as in some tests).
+/// The client's address, for rate limits ([`crate::ratelimit::address`]; `unknown` when
+/// the server was not started with connection info, as in some tests).
 pub fn client_address(extensions: &axum::http::Extensions) -> String {
-    extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    extensions
+        .get::<crate::ratelimit::address::ClientAddress>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// One parameter of the request's query string (the last one, if repeated).
