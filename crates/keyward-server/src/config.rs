@@ -7,6 +7,7 @@
 //! `permissions`, `[roles]`, `log_format`) are documented in `docs/configuration.md`.
 
 pub mod gateway;
+pub mod rate_limits;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -45,7 +46,7 @@ struct RawConfig {
     log_format: String,
     session_lifetime: String,
     purge: RawPurge,
-    rate_limits: crate::ratelimit::settings::RawRateLimits,
+    rate_limits: rate_limits::RawRateLimits,
 }
 
 #[derive(Deserialize, Debug)]
@@ -263,8 +264,8 @@ pub struct Settings {
     /// The `[gateway]` table, when the gateway is on (see [`gateway`]).
     pub gateway: Option<gateway::GatewaySettings>,
     pub purge: PurgeSettings,
-    /// The `[rate_limits]` table (see [`crate::ratelimit::settings`]).
-    pub rate_limits: crate::ratelimit::settings::RateLimitSettings,
+    /// The `[rate_limits]` table (see [`rate_limits`]).
+    pub rate_limits: rate_limits::RateLimitSettings,
 }
 
 /// Hides the database URL, which may carry a password.
@@ -421,7 +422,7 @@ impl Settings {
             .collect();
         let refresh_token_ttl = token_ttl("oauth.refresh_token_ttl", &raw.oauth.refresh_token_ttl)?;
         let purge = check_purge(&raw.purge)?;
-        let rate_limits = crate::ratelimit::settings::check(raw.rate_limits)?;
+        let rate_limits = rate_limits::check(raw.rate_limits)?;
         Ok(Self {
             listen,
             database_url: raw.database_url,

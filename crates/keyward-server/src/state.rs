@@ -6,6 +6,7 @@ use std::sync::Arc;
 use keyward_store::Store;
 
 use crate::auth::Authenticator;
+use crate::config::rate_limits::RateLimitSettings;
 use crate::config::Settings;
 use crate::deployment::Deployment;
 use crate::metrics::Metrics;
@@ -13,7 +14,6 @@ use crate::ratelimit::counters::Counters;
 use crate::ratelimit::credential::CredentialLimits;
 use crate::ratelimit::passwords::PasswordChecks;
 use crate::ratelimit::redis::RedisCounters;
-use crate::ratelimit::settings::RateLimitSettings;
 use crate::ratelimit::signin::SignInLimit;
 use crate::ratelimit::{FailureLimit, Rate};
 use crate::usage::UsageRecorder;

@@ -29,9 +29,9 @@ use ipnet::IpNet;
 use keyward_core::domain::Plan;
 use serde::Deserialize;
 
-use super::address::TrustedProxies;
-use super::Rate;
 use crate::config::ConfigError;
+use crate::ratelimit::proxies::TrustedProxies;
+use crate::ratelimit::rate::Rate;
 
 /// The table as written.
 #[derive(Deserialize, Debug)]
