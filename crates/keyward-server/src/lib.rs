@@ -34,6 +34,8 @@ pub mod ratelimit;
 pub mod service_accounts;
 pub mod startup;
 pub mod state;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod usage;
 
 pub use config::Settings;

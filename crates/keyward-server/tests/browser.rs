@@ -21,11 +21,6 @@
 //! cases take turns (one Chromium at a time on a small machine); every wait is bounded
 //! (10 s), and each case as a whole too.
 
-#[allow(unused_macros)]
-#[path = "api/helpers.rs"]
-#[macro_use]
-mod helpers;
-
 #[path = "browser/driver.rs"]
 mod driver;
 
@@ -34,10 +29,36 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use keyward_server::testing::{self, http::*, Running, PASSWORD};
 use keyward_store::testing::TestDb;
+use keyward_store::Store;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 
 use driver::{Driver, Page, DESKTOP};
-use helpers::*;
+
+/// keyward for one case: the server, its database reached directly, an HTTP client.
+struct App {
+    running: Running,
+    store: Store,
+    http: reqwest::Client,
+}
+
+impl App {
+    async fn get(&self, path: &str, header: (&str, &str)) -> Reply {
+        send(self.http.get(self.running.url(path)).header(header.0, header.1)).await
+    }
+
+    /// `client_credentials` at the token endpoint with HTTP Basic client authentication.
+    async fn client_credentials(&self, client_id: &str, secret: &str) -> Reply {
+        let rb = self
+            .http
+            .post(self.running.url("/oauth/token"))
+            .header(AUTHORIZATION, client_basic(client_id, secret))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form_body(&[("grant_type", "client_credentials")]));
+        send(rb).await
+    }
+}
 
 /// The longest one case may take, start to end (a backstop: every wait is bounded).
 const CASE_LIMIT: Duration = Duration::from_secs(90);
@@ -49,7 +70,7 @@ static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// stops ChromeDriver whatever happens, then lets a failure through.
 async fn with_browser<F, Fut>(name: &str, case: F)
 where
-    F: FnOnce(TestApp, fantoccini::Client) -> Fut,
+    F: FnOnce(App, fantoccini::Client) -> Fut,
     Fut: Future<Output = ()>,
 {
     if !driver::available() {
@@ -60,7 +81,9 @@ where
     let db = TestDb::sqlite();
     // No flush during the walk: "last used" and the chart come from what this instance
     // holds in memory (the flush itself is raced in tests/api/web_pages.rs).
-    let app = spawn_app_with(&db, "usage_flush_interval = \"1h\"").await;
+    let store = db.store().await;
+    let running = testing::serve(&db, "usage_flush_interval = \"1h\"").await;
+    let app = App { running, store, http: reqwest::Client::new() };
     let driver = Driver::start().await;
     let client = driver.session().await;
     let outcome = AssertUnwindSafe(tokio::time::timeout(CASE_LIMIT, case(app, client.clone()))).catch_unwind().await;
@@ -134,9 +157,9 @@ async fn assert_fits_width(p: &Page<'_>, what: &str) {
 #[tokio::test]
 async fn a_person_generates_a_key_uses_it_and_revokes_it() {
     with_browser("a_person_generates_a_key_uses_it_and_revokes_it", |app, c| async move {
-        let org = app.org("acme").await;
-        app.person(&org, "ada@acme.test", "member").await;
-        let p = Page { c: &c, base: &app.base };
+        let org = testing::org(&app.store, "acme").await;
+        testing::person(&app.store, &org, "ada@acme.test", "member").await;
+        let p = Page { c: &c, base: &app.running.base };
 
         // 1. Sign in, and come back to Settings > API keys.
         p.goto("/login?next=/settings/api-keys").await;
@@ -202,7 +225,7 @@ async fn a_person_generates_a_key_uses_it_and_revokes_it() {
         assert_eq!(before, "never", "before any request");
 
         // 3. Use it over HTTP.
-        let r = send(app.get("/api/v1/me").bearer_auth(&secret)).await;
+        let r = app.get("/api/v1/me", ("authorization", &format!("Bearer {secret}"))).await;
         assert_eq!(r.status, 200, "GET /api/v1/me with the key from the page: {}", r.text);
         assert_eq!(strings(&r.body["permissions"]), vec!["projects:read".to_owned()], "{}", r.text);
 
@@ -243,7 +266,7 @@ async fn a_person_generates_a_key_uses_it_and_revokes_it() {
         p.wait_for_path("/settings/api-keys").await;
         assert!(p.text().await.contains("revoked"), "the list says it was revoked: {}", p.text().await);
         assert!(key_row(&p, "laptop").await.is_none(), "the key is gone from the list");
-        let r = send(app.get("/api/v1/me").bearer_auth(&secret)).await;
+        let r = app.get("/api/v1/me", ("authorization", &format!("Bearer {secret}"))).await;
         assert_eq!(r.status, 401, "the revoked key: {}", r.text);
     })
     .await;
@@ -252,9 +275,9 @@ async fn a_person_generates_a_key_uses_it_and_revokes_it() {
 #[tokio::test]
 async fn an_admin_creates_a_service_account_and_sees_its_secret_once() {
     with_browser("an_admin_creates_a_service_account_and_sees_its_secret_once", |app, c| async move {
-        let org = app.org("acme").await;
-        app.person(&org, "root@acme.test", "admin").await;
-        let p = Page { c: &c, base: &app.base };
+        let org = testing::org(&app.store, "acme").await;
+        testing::person(&app.store, &org, "root@acme.test", "admin").await;
+        let p = Page { c: &c, base: &app.running.base };
 
         sign_in(&p, "root@acme.test", "/admin/service-accounts", "/admin/service-accounts").await;
         assert!(
@@ -278,7 +301,7 @@ async fn an_admin_creates_a_service_account_and_sees_its_secret_once() {
         p.screenshot("07-admin-service-account-secret").await;
         // The secret from the page works: client credentials for an access token.
         let client_id = p.find("#client-id").await.text().await.unwrap().trim().to_owned();
-        let r = app.token(Some(&client_basic(&client_id, &secret)), &[("grant_type", "client_credentials")]).await;
+        let r = app.client_credentials(&client_id, &secret).await;
         assert_eq!(r.status, 200, "client_credentials with the secret from the page: {}", r.text);
 
         p.goto("/admin/service-accounts").await;
@@ -293,10 +316,10 @@ async fn an_admin_creates_a_service_account_and_sees_its_secret_once() {
 #[tokio::test]
 async fn a_viewer_cannot_reach_the_admin_pages() {
     with_browser("a_viewer_cannot_reach_the_admin_pages", |app, c| async move {
-        let org = app.org("acme").await;
-        app.person(&org, "vic@acme.test", "viewer").await;
-        app.person(&org, "root@acme.test", "admin").await;
-        let p = Page { c: &c, base: &app.base };
+        let org = testing::org(&app.store, "acme").await;
+        testing::person(&app.store, &org, "vic@acme.test", "viewer").await;
+        testing::person(&app.store, &org, "root@acme.test", "admin").await;
+        let p = Page { c: &c, base: &app.running.base };
 
         sign_in(&p, "vic@acme.test", "/settings/api-keys", "/settings/api-keys").await;
         for admin in ["/admin/members", "/admin/service-accounts"] {
@@ -315,7 +338,7 @@ async fn a_viewer_cannot_reach_the_admin_pages() {
             assert_eq!(h1, "Forbidden", "{admin} for a viewer: {}", p.text().await);
             p.screenshot(shot).await;
             // The same request over HTTP, with the browser's session: 403.
-            let r = send(app.get(admin).header("cookie", format!("keyward_session={session}"))).await;
+            let r = app.get(admin, ("cookie", &format!("keyward_session={session}"))).await;
             assert_eq!(r.status, 403, "{admin} for a viewer: {}", r.text);
         }
 

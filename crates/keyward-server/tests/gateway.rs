@@ -17,13 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
-use keyward_core::domain::{Email, Plan, Slug};
 use keyward_core::permission::Roles;
-use keyward_server::deployment::Deployment;
-use keyward_server::keys::{self, Creator, KeyRequest};
-use keyward_server::{Server, Settings};
+use keyward_server::testing::{self, Running};
 use keyward_store::testing::TestDb;
-use keyward_store::{Actor, Org, Principal, Store, User};
+use keyward_store::{Org, Principal, Store, User};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------
@@ -163,68 +160,34 @@ struct App {
     org: Org,
     user: User,
     http: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _running: Running,
 }
 
 /// keyward with `[gateway]` in front of `upstream`; `top` is more TOML before the
-/// table, `gateway_extra` inside it. Returns the main URL, the gateway's, and the
-/// sender whose drop stops the server.
-async fn spawn_keyward(
-    db: &TestDb,
-    upstream: SocketAddr,
-    top: &str,
-    gateway_extra: &str,
-) -> (String, String, tokio::sync::oneshot::Sender<()>) {
-    let settings = Settings::from_toml(&format!(
-        "listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\n{top}\n[gateway]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n{gateway_extra}\n",
-        db.url
-    ))
-    .expect("the test configuration is valid");
-    let server = Server::build(settings).await.expect("keyward starts");
-    let base = format!("http://{}", server.local_addr());
-    let gateway = format!("http://{}", server.gateway_addr().expect("the gateway is configured"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    (base, gateway, stop)
+/// table, `gateway_extra` inside it.
+async fn spawn_keyward(db: &TestDb, upstream: SocketAddr, top: &str, gateway_extra: &str) -> Running {
+    let toml =
+        format!("{top}\n[gateway]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\n{gateway_extra}\n");
+    testing::serve(db, &toml).await
 }
 
 /// keyward (see [`spawn_keyward`]) and an organization `acme` with a `member` user.
 async fn spawn_app(db: &TestDb, upstream: SocketAddr, top: &str, gateway_extra: &str) -> App {
-    let (base, gateway, stop) = spawn_keyward(db, upstream, top, gateway_extra).await;
+    let running = spawn_keyward(db, upstream, top, gateway_extra).await;
     let store = db.store().await;
-    let org = store.create_org(&Slug::parse("acme").unwrap(), "Acme", Plan::Pro).await.unwrap();
-    let user = store.create_user(&Email::parse("ada@example.com").unwrap(), "Ada", None).await.unwrap();
-    store.add_member(&org.id, &Principal::user(&user.id), "member", &Actor::cli()).await.unwrap();
-    App { base, gateway, store, org, user, http: reqwest::Client::new(), _stop: stop }
+    let org = testing::org(&store, "acme").await;
+    let user = testing::member(&store, &org, "ada@example.com", "member").await;
+    let base = running.base.clone();
+    let gateway = running.gateway.clone().expect("the gateway is configured");
+    App { base, gateway, store, org, user, http: reqwest::Client::new(), _running: running }
 }
 
 impl App {
     /// A key of the user's (role `member`) limited to `permissions`; returns (id, secret).
     async fn key(&self, permissions: &[&str]) -> (String, String) {
-        let roles = Roles::default();
-        let holds = roles.permissions_of("member");
-        let req = KeyRequest {
-            name: "gateway test".into(),
-            permissions: Some(permissions.iter().map(|s| s.to_string()).collect()),
-            expires_at: None,
-        };
-        let (key, secret) = keys::create(
-            &Deployment {
-                store: &self.store,
-                secrets: &keyward_core::secret::SecretFormat::new("kw").unwrap(),
-                roles: &roles,
-                min_plan: Plan::Free,
-            },
-            &self.org.id,
-            &Principal::user(&self.user.id),
-            &Creator { holds: &holds, restricted: false },
-            &req,
-            &Actor::cli(),
-        )
-        .await
-        .unwrap();
+        let req = testing::key_request("gateway test", Some(permissions));
+        let user = Principal::user(&self.user.id);
+        let (key, secret) = testing::key(&self.store, &Roles::default(), &self.org, &user, "member", &req).await;
         (key.id.to_string(), secret.expose().to_owned())
     }
 
@@ -571,7 +534,8 @@ async fn upstream_failures_are_502_and_504_json(db: TestDb) {
     assert_eq!(status(app.gw(Method::GET, "/anything")).await, 401);
 
     // Another keyward on the same database, whose upstream answers too late.
-    let (_, gateway, _stop) = spawn_keyward(&db, spawn_upstream().await, "", "response_timeout = \"300ms\"").await;
+    let slow = spawn_keyward(&db, spawn_upstream().await, "", "response_timeout = \"300ms\"").await;
+    let gateway = slow.gateway.clone().expect("the gateway is configured");
     let response = app.http.get(format!("{gateway}/slow")).bearer_auth(&secret).send().await.unwrap();
     assert_eq!(response.status(), 504);
     assert_eq!(json(response).await["error"], "gateway_timeout");

@@ -4,39 +4,23 @@
 //! as reconciliation) and on SQLite (the periodic read). Each case repeats and prints
 //! the propagation times' p50 and p99 (`cargo test --test propagation -- --nocapture`).
 
-use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use keyward_core::domain::{Email, Plan, Slug};
+use keyward_core::domain::Plan;
 use keyward_core::permission::Roles;
 use keyward_server::deployment::Deployment;
-use keyward_server::keys::{self, Creator, KeyRequest};
-use keyward_server::{Server, Settings};
+use keyward_server::testing::{self, Running};
 use keyward_store::testing::TestDb;
 use keyward_store::{Actor, Org, Principal, Store, User};
+use tokio::sync::RwLock;
 
 /// The notification-kill case disturbs every instance's listener on the server; it
 /// runs alone (write lock) while the timing cases share the read lock.
-static EXCLUSIVE: RwLock<()> = RwLock::new(());
+static EXCLUSIVE: RwLock<()> = RwLock::const_new(());
 
-struct Instance {
-    base: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn instance(db: &TestDb) -> Instance {
-    let settings = Settings::from_toml(&format!(
-        "listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\nusage_flush_interval = \"1s\"",
-        db.url
-    ))
-    .unwrap();
-    let server = Server::build(settings).await.unwrap();
-    let base = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    Instance { base, _stop: stop }
+/// An instance of keyward on the shared database (dropped: shut down).
+async fn instance(db: &TestDb) -> Running {
+    testing::serve(db, "usage_flush_interval = \"1s\"").await
 }
 
 struct World {
@@ -48,37 +32,17 @@ struct World {
 
 async fn world(db: &TestDb) -> World {
     let store = db.store().await;
-    let org = store.create_org(&Slug::parse("acme").unwrap(), "Acme", Plan::Pro).await.unwrap();
-    let user = store.create_user(&Email::parse("ada@example.com").unwrap(), "Ada", None).await.unwrap();
-    store.add_member(&org.id, &Principal::user(&user.id), "member", &Actor::cli()).await.unwrap();
+    let org = testing::org(&store, "acme").await;
+    let user = testing::member(&store, &org, "ada@example.com", "member").await;
     World { store, org, user, http: reqwest::Client::new() }
 }
 
 impl World {
     /// A key of the user's with `permissions`; returns (id, secret).
     async fn key(&self, permissions: &[&str]) -> (String, String) {
-        let roles = Roles::default();
-        let holds = roles.permissions_of("member");
-        let req = KeyRequest {
-            name: "k".into(),
-            permissions: Some(permissions.iter().map(|s| s.to_string()).collect()),
-            expires_at: None,
-        };
-        let (key, secret) = keys::create(
-            &Deployment {
-                store: &self.store,
-                secrets: &keyward_core::secret::SecretFormat::new("kw").unwrap(),
-                roles: &roles,
-                min_plan: Plan::Free,
-            },
-            &self.org.id,
-            &Principal::user(&self.user.id),
-            &Creator { holds: &holds, restricted: false },
-            &req,
-            &Actor::cli(),
-        )
-        .await
-        .unwrap();
+        let req = testing::key_request("k", Some(permissions));
+        let user = Principal::user(&self.user.id);
+        let (key, secret) = testing::key(&self.store, &Roles::default(), &self.org, &user, "member", &req).await;
         (key.id.to_string(), secret.expose().to_owned())
     }
 
@@ -123,7 +87,7 @@ const REPEAT: usize = 100;
 
 /// Revokes through A's API, measures until B refuses.
 async fn revocation_reaches_the_other_instance(db: &TestDb) {
-    let _shared = EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = EXCLUSIVE.read().await;
     let w = world(db).await;
     let (a, b) = (instance(db).await, instance(db).await);
     let (_, admin) = w.key(&["api_keys:write"]).await;
@@ -143,7 +107,7 @@ async fn revocation_reaches_the_other_instance(db: &TestDb) {
 
 /// Role change and removal made by another process (the store, as the CLI does).
 async fn membership_changes_reach_every_instance(db: &TestDb) {
-    let _shared = EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = EXCLUSIVE.read().await;
     let w = world(db).await;
     let (a, b) = (instance(db).await, instance(db).await);
     let mut shrink = Vec::new();
@@ -204,30 +168,10 @@ impl World {
 
     /// An admin (a second person) and an API key of theirs that may delete service accounts.
     async fn admin_key(&self) -> String {
-        let admin = self.store.create_user(&Email::parse("root@example.com").unwrap(), "Root", None).await.unwrap();
-        self.store.add_member(&self.org.id, &Principal::user(&admin.id), "admin", &Actor::cli()).await.unwrap();
-        let roles = Roles::default();
-        let holds = roles.permissions_of("admin");
-        let req = KeyRequest {
-            name: "admin".into(),
-            permissions: Some(vec!["service_accounts:write".into()]),
-            expires_at: None,
-        };
-        let (_, secret) = keys::create(
-            &Deployment {
-                store: &self.store,
-                secrets: &keyward_core::secret::SecretFormat::new("kw").unwrap(),
-                roles: &roles,
-                min_plan: Plan::Free,
-            },
-            &self.org.id,
-            &Principal::user(&admin.id),
-            &Creator { holds: &holds, restricted: false },
-            &req,
-            &Actor::cli(),
-        )
-        .await
-        .unwrap();
+        let admin = testing::member(&self.store, &self.org, "root@example.com", "admin").await;
+        let req = testing::key_request("admin", Some(&["service_accounts:write"]));
+        let admin = Principal::user(&admin.id);
+        let (_, secret) = testing::key(&self.store, &Roles::default(), &self.org, &admin, "admin", &req).await;
         secret.expose().to_owned()
     }
 
@@ -263,7 +207,7 @@ impl World {
 /// A service account deleted through A's API: its client secret (Basic) and an access
 /// token A issued to it are refused by B within one second.
 async fn service_account_deletion_reaches_the_other_instance(db: &TestDb) {
-    let _shared = EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = EXCLUSIVE.read().await;
     let w = world(db).await;
     let (a, b) = (instance(db).await, instance(db).await);
     let admin = w.admin_key().await;
@@ -309,7 +253,7 @@ async fn service_account_deletion_reaches_the_other_instance(db: &TestDb) {
 
 /// With the notification connections killed, the periodic read still converges.
 async fn reconciliation_converges_without_notifications(db: &TestDb) {
-    let _alone = EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner());
+    let _alone = EXCLUSIVE.write().await;
     let w = world(db).await;
     let (a, b) = (instance(db).await, instance(db).await);
     let (_, admin) = w.key(&["api_keys:write"]).await;

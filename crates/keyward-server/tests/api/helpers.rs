@@ -1,22 +1,22 @@
 //! The harness: a server on port 0 over a fresh database, fixtures made through the
 //! store, the ways to present a key, replies read as JSON, and polling with a deadline.
 
-#![allow(dead_code)]
-
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use keyward_core::domain::{Email, Plan, Slug};
+use keyward_core::domain::{Plan, Slug};
 use keyward_core::permission::Roles;
 use keyward_core::secret::SecretFormat;
-use keyward_server::deployment::Deployment;
-use keyward_server::keys::{self, Creator, KeyRequest};
-use keyward_server::{Server, Settings};
+use keyward_server::keys::KeyRequest;
+use keyward_server::testing;
+pub use keyward_server::testing::html::*;
+pub use keyward_server::testing::http::*;
+pub use keyward_server::testing::PASSWORD;
 use keyward_store::testing::TestDb;
 use keyward_store::{Actor, Org, Principal, Store, User};
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
 
@@ -61,7 +61,7 @@ pub struct TestApp {
     pub roles: Roles,
     pub secrets: SecretFormat,
     /// Dropping it stops the server (graceful shutdown).
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _running: testing::Running,
 }
 
 /// A person in an organization with a role.
@@ -98,18 +98,11 @@ pub async fn spawn_app(db: &TestDb) -> TestApp {
 pub async fn spawn_app_with(db: &TestDb, extra: &str) -> TestApp {
     // Migrate before the server does, so fixtures and server never race on it.
     let store = db.store().await;
-    let settings = Settings::from_toml(&format!("listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\n{extra}\n", db.url))
-        .expect("test settings are valid");
-    let roles = settings.roles.clone();
-    let secrets = settings.secrets.clone();
-    let server = Server::build(settings).await.expect("the server starts");
-    let base = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
+    let running = testing::serve(db, extra).await;
+    let roles = running.settings.roles.clone();
+    let secrets = running.settings.secrets.clone();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    TestApp { base, http, store, roles, secrets, _stop: stop }
+    TestApp { base: running.base.clone(), http, store, roles, secrets, _running: running }
 }
 
 impl TestApp {
@@ -140,8 +133,8 @@ impl TestApp {
 
     /// A new person, member of `org` with `role`.
     pub async fn member(&self, org: &Org, email: &str, role: &str) -> Member {
-        let user = self.store.create_user(&Email::parse(email).unwrap(), email, None).await.expect("create user");
-        self.join(org, &user, role).await
+        let user = testing::member(&self.store, org, email, role).await;
+        Member { org: org.clone(), user, role: role.to_owned() }
     }
 
     /// An existing person joins `org` with `role`.
@@ -177,17 +170,7 @@ impl TestApp {
     }
 
     pub async fn key_with(&self, m: &Member, req: KeyRequest) -> Key {
-        let holds = self.roles.permissions_of(&m.role);
-        let (key, secret) = keys::create(
-            &Deployment { store: &self.store, secrets: &self.secrets, roles: &self.roles, min_plan: Plan::Free },
-            &m.org.id,
-            &m.principal(),
-            &Creator { holds: &holds, restricted: false },
-            &req,
-            &Actor::cli(),
-        )
-        .await
-        .expect("create key");
+        let (key, secret) = testing::key(&self.store, &self.roles, &m.org, &m.principal(), &m.role, &req).await;
         Key { id: key.id.to_string(), secret: secret.expose().to_owned(), prefix: key.prefix.as_str().to_owned() }
     }
 
@@ -238,10 +221,6 @@ pub enum Via {
 pub const EVERY_VIA: [Via; 5] =
     [Via::Bearer, Via::BasicUser, Via::BasicUserWithPassword, Via::BasicApikey, Via::Header];
 
-pub fn basic(pair: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
-}
-
 impl Via {
     pub fn apply(self, rb: RequestBuilder, key: &str) -> RequestBuilder {
         match self {
@@ -251,86 +230,6 @@ impl Via {
             Via::BasicApikey => rb.header(AUTHORIZATION, basic(&format!("apikey:{key}"))),
             Via::Header => rb.header("X-API-Key", key),
         }
-    }
-}
-
-/// A reply, read whole.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub text: String,
-    /// The body as JSON; `Null` when it is not JSON.
-    pub body: Value,
-}
-
-pub async fn send(rb: RequestBuilder) -> Reply {
-    let res = rb.send().await.expect("the request reaches the server");
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let text = res.text().await.expect("the body can be read");
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply { status, headers, text, body }
-}
-
-impl Reply {
-    /// Asserts an error answer: `status`, JSON `{"error": code, "error_description": text}`.
-    #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
-        assert_eq!(self.status, status, "status; body: {}", self.text);
-        assert_eq!(self.body["error"], code, "error code; body: {}", self.text);
-        assert!(
-            self.body["error_description"].as_str().is_some_and(|d| !d.is_empty()),
-            "error_description; body: {}",
-            self.text
-        );
-        let ct = self.header("content-type").unwrap_or_default();
-        assert!(ct.starts_with("application/json"), "content type {ct:?}");
-        self
-    }
-
-    /// Asserts the answer to a missing credential: 401, both challenges, no `error`.
-    #[track_caller]
-    pub fn assert_missing_credential(&self) -> &Self {
-        self.assert_error(401, "unauthorized");
-        let c = self.challenges();
-        assert_eq!(c.len(), 2, "two challenges: {c:?}");
-        assert!(c[0].starts_with("Bearer realm=\"keyward\""), "{c:?}");
-        assert!(!c[0].contains("error="), "no error attribute: {c:?}");
-        assert_eq!(c[1], "Basic realm=\"keyward\"", "{c:?}");
-        self
-    }
-
-    /// Asserts the answer to a present but wrong credential: 401 `invalid_token`.
-    #[track_caller]
-    pub fn assert_invalid_token(&self) -> &Self {
-        self.assert_error(401, "invalid_token");
-        let c = self.challenges();
-        assert_eq!(c.len(), 2, "two challenges: {c:?}");
-        assert!(c[0].starts_with("Bearer realm=\"keyward\", error=\"invalid_token\""), "{c:?}");
-        assert_eq!(c[1], "Basic realm=\"keyward\"", "{c:?}");
-        self
-    }
-
-    /// Asserts 403 `insufficient_scope` with the Bearer challenge saying so.
-    #[track_caller]
-    pub fn assert_insufficient_scope(&self) -> &Self {
-        self.assert_error(403, "insufficient_scope");
-        let c = self.challenges();
-        assert!(c.iter().any(|c| c.starts_with("Bearer realm=\"keyward\", error=\"insufficient_scope\"")), "{c:?}");
-        self
-    }
-
-    pub fn challenges(&self) -> Vec<String> {
-        self.headers
-            .get_all(WWW_AUTHENTICATE)
-            .iter()
-            .map(|v| v.to_str().expect("challenges are text").to_owned())
-            .collect()
-    }
-
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().expect("header is text").to_owned())
     }
 }
 
@@ -370,14 +269,6 @@ pub fn mistyped(secret: &str) -> String {
     chars.into_iter().collect()
 }
 
-pub fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|s| s.as_str().expect("a string").to_owned())
-        .collect()
-}
-
 // --- Service accounts and OAuth -------------------------------------------------------
 
 /// The `public_url` a test server has when the test does not set one (DESIGN.md's
@@ -400,26 +291,6 @@ pub fn testdata(name: &str) -> String {
 
 pub fn testdata_text(name: &str) -> String {
     std::fs::read_to_string(testdata(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// `application/x-www-form-urlencoded` text of `pairs`.
-pub fn form_body(pairs: &[(&str, &str)]) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish()
-}
-
-/// A form-encoded component (RFC 6749 §2.3.1 encodes client id and secret so before
-/// base64).
-pub fn form_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// `Authorization: Basic` with client credentials encoded per RFC 6749 §2.3.1.
-pub fn client_basic(client_id: &str, secret: &str) -> String {
-    basic(&format!("{}:{}", form_encode(client_id), form_encode(secret)))
 }
 
 /// A service account made over HTTP for a test.
@@ -521,25 +392,6 @@ impl TestApp {
     /// `GET /api/v1/me` with a raw `Authorization` value: the status.
     pub async fn me_status_auth(&self, authorization: &str) -> u16 {
         send(self.get("/api/v1/me").header(AUTHORIZATION, authorization)).await.status
-    }
-}
-
-impl Reply {
-    /// Asserts `Cache-Control: no-store` and `Pragma: no-cache` (OAuth token answers).
-    #[track_caller]
-    pub fn assert_no_store(&self) -> &Self {
-        let cc = self.header("cache-control").unwrap_or_default();
-        assert!(cc.to_ascii_lowercase().contains("no-store"), "Cache-Control {cc:?}; body {}", self.text);
-        let pragma = self.header("pragma").unwrap_or_default();
-        assert!(pragma.to_ascii_lowercase().contains("no-cache"), "Pragma {pragma:?}; body {}", self.text);
-        self
-    }
-
-    /// Asserts an OAuth error: `status`, JSON `{error, error_description}`, no-store.
-    #[track_caller]
-    pub fn assert_oauth_error(&self, status: u16, code: &str) -> &Self {
-        self.assert_error(status, code);
-        self.assert_no_store()
     }
 }
 
@@ -676,25 +528,14 @@ pub const ED25519_PUBLIC_JWK: &str =
 
 // --- People who sign in: browsers, forms, the device flow ------------------------------
 
-/// The password every test person who signs in has.
-pub const PASSWORD: &str = "correct horse";
-
 /// `grant_type` of the device-code grant (RFC 8628 §3.4).
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-/// The argon2id hash of [`PASSWORD`], made once: argon2 is slow in a debug build, and
-/// the same salt for every test person does not matter here.
-pub fn password_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| keyward_core::password::hash(PASSWORD))
-}
 
 impl TestApp {
     /// A new person in `org` with `role` whose password is [`PASSWORD`].
     pub async fn person(&self, org: &Org, email: &str, role: &str) -> Member {
-        let m = self.member(org, email, role).await;
-        self.store.set_password_hash(&m.user.id, password_hash()).await.expect("set password");
-        m
+        let user = testing::person(&self.store, org, email, role).await;
+        Member { org: org.clone(), user, role: role.to_owned() }
     }
 
     /// A browser with an empty cookie jar that does not follow redirects.
@@ -864,52 +705,6 @@ pub fn local_target(location: &str, origins: &[&str]) -> Option<String> {
 pub fn query_param(path_or_url: &str, name: &str) -> Option<String> {
     let u = url::Url::parse("http://x.invalid/").unwrap().join(path_or_url).ok()?;
     u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-}
-
-/// `html` parsed as a browser would (html5ever, through `scraper`).
-fn parse(html: &str) -> scraper::Html {
-    scraper::Html::parse_document(html)
-}
-
-fn selector(css: &str) -> scraper::Selector {
-    scraper::Selector::parse(css).unwrap_or_else(|e| panic!("selector {css:?}: {e}"))
-}
-
-/// The text of the element whose `id` is `id`, trimmed, character references decoded.
-pub fn element_text(html: &str, id: &str) -> Option<String> {
-    let doc = parse(html);
-    let el = doc.select(&selector(&format!("[id=\"{id}\"]"))).next()?;
-    Some(el.text().collect::<String>().trim().to_owned())
-}
-
-/// Every `<tag …>` in `html`, as attribute name (lower case) → value (decoded; "" for a
-/// bare attribute).
-pub fn tags(html: &str, tag: &str) -> Vec<std::collections::BTreeMap<String, String>> {
-    parse(html)
-        .select(&selector(tag))
-        .map(|el| el.value().attrs().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
-        .collect()
-}
-
-/// The value of the first `<input name="name">` of a page.
-pub fn input_value(html: &str, name: &str) -> Option<String> {
-    let doc = parse(html);
-    let input = doc.select(&selector(&format!("input[name=\"{name}\"]"))).next()?;
-    Some(input.value().attr("value").unwrap_or_default().to_owned())
-}
-
-/// The option values of `<select name="name">` (an option's text when it has no value);
-/// `None` when the page has no such select.
-pub fn select_options(html: &str, name: &str) -> Option<Vec<String>> {
-    let doc = parse(html);
-    let select = doc.select(&selector(&format!("select[name=\"{name}\"]"))).next()?;
-    let options = select
-        .select(&selector("option"))
-        .map(|o| {
-            o.value().attr("value").map(str::to_owned).unwrap_or_else(|| o.text().collect::<String>().trim().to_owned())
-        })
-        .collect();
-    Some(options)
 }
 
 /// Asserts a server-rendered page as docs/device.md wants it: HTML, no script, no asset

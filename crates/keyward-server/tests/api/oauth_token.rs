@@ -11,6 +11,12 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
+/// A named request to the token endpoint: its Authorization header and form fields.
+type Case<'a> = (&'a str, Option<String>, Vec<(&'a str, String)>);
+
+/// Makes an assertion (a fresh one each call).
+type Assertion<'a> = Box<dyn Fn() -> String + 'a>;
+
 const MEMBER: &[&str] =
     &["api_keys:read", "api_keys:write", "members:read", "projects:read", "projects:write", "service_accounts:read"];
 
@@ -342,7 +348,7 @@ async fn two_client_authentications_are_invalid_request(db: &TestDb) {
     let jwt = || Signer::ec().sign(Some(&sa.kid("ES256")), &assertion_claims(&sa.client_id, &token_endpoint()));
     let a = jwt();
     let b = jwt();
-    let cases: Vec<(&str, Option<String>, Vec<(&str, String)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "Basic + client_secret",
             Some(sa.basic()),
@@ -442,7 +448,7 @@ async fn bad_assertions_are_refused(db: &TestDb) {
     let none_with_sig = || unsigned_jwt(&good()) + &b64url(b"signature");
 
     // Each case builds a fresh assertion (fresh jti) for each use.
-    let cases: Vec<(&str, Box<dyn Fn() -> String + '_>)> = vec![
+    let cases: Vec<(&str, Assertion)> = vec![
         ("alg none", Box::new(|| unsigned_jwt(&good()))),
         ("alg none with a signature", Box::new(none_with_sig)),
         ("HS256 with the client secret", Box::new(|| hs256(&good()))),

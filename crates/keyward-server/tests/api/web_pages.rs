@@ -375,7 +375,7 @@ async fn every_post_form_on_the_pages_needs_csrf(db: &TestDb) {
     assert_eq!(members_after, members_before, "no role changed, nobody removed");
     let accounts_after = send(app.get("/api/v1/service-accounts").bearer_auth(&manager.secret)).await.text;
     assert_eq!(accounts_after, accounts_before, "no account made, rotated or deleted");
-    assert_eq!(app.sa_token(&sa, None).await.is_empty(), false, "the account's secret still works");
+    assert!(!app.sa_token(&sa, None).await.is_empty(), "the account's secret still works");
 }
 
 /// Whether `/admin/…` pages are served (they arrive with the admin pages' work).
