@@ -18,8 +18,8 @@ use crate::changes::WriteTx;
 use crate::text::{corrupt, permissions_from_text, permissions_to_text};
 use crate::time::{from_ms, opt_from_ms, opt_to_ms, to_ms};
 use crate::{
-    Actor, ApiKey, AuditAction, AuditEvent, Change, KeyGrant, KeyOrigin, NewApiKey, Principal, PrincipalKind, Result,
-    Store, StoreError,
+    Actor, ApiKey, AuditAction, AuditEvent, Change, HashKind, KeyGrant, KeyOrigin, NewApiKey, Principal, PrincipalKind,
+    Result, Store, StoreError,
 };
 
 const KEY_COLUMNS: &str = "k.id, k.org_id, k.principal_kind, k.principal_id, k.name, k.prefix, k.permissions, \
@@ -117,10 +117,10 @@ async fn insert_key(tx: &mut Transaction<'_, Any>, key: &ApiKey) -> Result<()> {
     Ok(())
 }
 
-async fn insert_secret(tx: &mut Transaction<'_, Any>, key: &KeyId, hash: &str, kind: &str) -> Result<()> {
+async fn insert_secret(tx: &mut Transaction<'_, Any>, key: &KeyId, hash: &str, kind: HashKind) -> Result<()> {
     sqlx::query("INSERT INTO api_key_secrets (hash, hash_kind, key_id, created_at) VALUES ($1, $2, $3, $4)")
         .bind(hash)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(key.as_str())
         .bind(to_ms(crate::time::now()))
         .execute(&mut **tx)
@@ -174,7 +174,7 @@ impl Store {
         origin: &KeyOrigin,
         actor: &Actor,
     ) -> Result<ApiKey> {
-        let rows = [(new, hash.to_hex(), "sha256")];
+        let rows = [(new, hash.to_hex(), HashKind::Sha256)];
         let mut made = self.insert_api_keys(&rows, origin, AuditAction::ApiKeyCreated, actor).await?;
         Ok(made.pop().expect("one in, one out"))
     }
@@ -182,15 +182,15 @@ impl Store {
     /// Stores many new keys in one transaction (bulk provisioning; the benchmarks
     /// seed a million keys this way). Each gets its audit event.
     pub async fn create_api_keys(&self, batch: &[(NewApiKey, SecretHash)], actor: &Actor) -> Result<Vec<ApiKey>> {
-        let rows: Vec<_> = batch.iter().map(|(new, hash)| (new, hash.to_hex(), "sha256")).collect();
+        let rows: Vec<_> = batch.iter().map(|(new, hash)| (new, hash.to_hex(), HashKind::Sha256)).collect();
         self.insert_api_keys(&rows, &KeyOrigin::default(), AuditAction::ApiKeyCreated, actor).await
     }
 
     /// Stores a key imported from a previous system, keeping its hash format.
     pub async fn import_api_key(&self, new: &NewApiKey, imported: &ImportedHash, actor: &Actor) -> Result<ApiKey> {
         let (hash, kind) = match imported {
-            ImportedHash::Sha256(h) => (h.to_hex(), "sha256"),
-            ImportedHash::Bcrypt(b) => (b.as_str().to_owned(), "bcrypt"),
+            ImportedHash::Sha256(h) => (h.to_hex(), HashKind::Sha256),
+            ImportedHash::Bcrypt(b) => (b.as_str().to_owned(), HashKind::Bcrypt),
         };
         let mut made = self
             .insert_api_keys(&[(new, hash, kind)], &KeyOrigin::default(), AuditAction::ApiKeyImported, actor)
@@ -201,7 +201,7 @@ impl Store {
     /// Inserts keys with one secret each: `(key, stored hash, hash kind)`.
     async fn insert_api_keys(
         &self,
-        rows: &[(&NewApiKey, String, &str)],
+        rows: &[(&NewApiKey, String, HashKind)],
         origin: &KeyOrigin,
         action: AuditAction,
         actor: &Actor,
@@ -211,7 +211,7 @@ impl Store {
         for (new, hash, hash_kind) in rows {
             let key = ApiKey::from_new(new, origin);
             insert_key(&mut tx, &key).await?;
-            insert_secret(&mut tx, &key.id, hash, hash_kind).await?;
+            insert_secret(&mut tx, &key.id, hash, *hash_kind).await?;
             let event =
                 AuditEvent::new(Some(&key.org_id), actor, action).target("api_key", &key.id).detail(key.audit_detail());
             insert_event(&mut tx, &event).await?;
@@ -345,7 +345,7 @@ impl Store {
         } else {
             sqlx::query("DELETE FROM api_key_secrets WHERE key_id = $1").bind(id.as_str()).execute(&mut **tx).await?;
         }
-        insert_secret(&mut tx, id, &new_hash.to_hex(), "sha256").await?;
+        insert_secret(&mut tx, id, &new_hash.to_hex(), HashKind::Sha256).await?;
         self.record_change(&mut tx, &Change::Key(id.clone())).await?;
         key.prefix = new_prefix.clone();
         key.updated_at = now;

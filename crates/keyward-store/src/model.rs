@@ -297,14 +297,40 @@ pub enum NewClientSecret {
     Bcrypt(keyward_core::legacy::BcryptHash),
 }
 
+/// How a stored secret was hashed: keyward's own SHA-256, or an imported bcrypt hash
+/// (re-hashed to SHA-256 on first use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HashKind {
+    Sha256,
+    Bcrypt,
+}
+
+impl HashKind {
+    /// The `hash_kind` column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashKind::Sha256 => "sha256",
+            HashKind::Bcrypt => "bcrypt",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> crate::Result<Self> {
+        match s {
+            "sha256" => Ok(HashKind::Sha256),
+            "bcrypt" => Ok(HashKind::Bcrypt),
+            _ => Err(crate::StoreError::Corrupt(format!("hash kind {s:?}"))),
+        }
+    }
+}
+
 /// A service account as the token endpoint needs it to authenticate a client.
 #[derive(Clone, Debug)]
 pub struct ClientRecord {
     pub account: ServiceAccount,
     pub org_slug: Slug,
     pub org_plan: Plan,
-    /// Every live secret's stored hash: `(hash, hash_kind, expires_at)`.
-    pub secret_hashes: Vec<(String, String, Option<DateTime<Utc>>)>,
+    /// Every live secret's stored hash: `(hash, how it was hashed, expires_at)`.
+    pub secret_hashes: Vec<(String, HashKind, Option<DateTime<Utc>>)>,
 }
 
 /// Tokens to issue for one grant.

@@ -18,7 +18,7 @@ use crate::audit::insert_event;
 use crate::text::corrupt;
 use crate::time::{from_ms, opt_from_ms, to_ms};
 use crate::{
-    Actor, AuditAction, AuditEvent, Change, ClientRecord, ClientSecretInfo, CredentialGrant, CredentialRef,
+    Actor, AuditAction, AuditEvent, Change, ClientRecord, ClientSecretInfo, CredentialGrant, CredentialRef, HashKind,
     NewClientSecret, NewServiceAccount, Principal, Result, ServiceAccount, Store, StoreError,
 };
 
@@ -49,14 +49,14 @@ async fn insert_secret(
     secret: &NewClientSecret,
 ) -> Result<()> {
     let (hash, kind, prefix) = match secret {
-        NewClientSecret::Sha256 { hash, prefix } => (hash.to_hex(), "sha256", prefix.as_str().to_owned()),
-        NewClientSecret::Bcrypt(b) => (b.as_str().to_owned(), "bcrypt", String::new()),
+        NewClientSecret::Sha256 { hash, prefix } => (hash.to_hex(), HashKind::Sha256, prefix.as_str().to_owned()),
+        NewClientSecret::Bcrypt(b) => (b.as_str().to_owned(), HashKind::Bcrypt, String::new()),
     };
     sqlx::query(
         "INSERT INTO service_account_secrets (hash, hash_kind, account_id, prefix, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(hash)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(account.as_str())
     .bind(prefix)
     .bind(to_ms(crate::time::now()))
@@ -231,7 +231,10 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| Ok((r.try_get("hash")?, r.try_get("hash_kind")?, opt_from_ms(r.try_get("expires_at")?))))
+        .map(|r| {
+            let kind = HashKind::parse(&r.try_get::<String, _>("hash_kind")?)?;
+            Ok((r.try_get("hash")?, kind, opt_from_ms(r.try_get("expires_at")?)))
+        })
         .collect::<Result<Vec<_>>>()?;
         Ok(Some(ClientRecord {
             account,

@@ -9,9 +9,9 @@ use keyward_core::permission::PermissionSet;
 use keyward_core::secret::PlainSecret;
 use keyward_core::secret::{SecretFormat, SecretHash, SecretKind};
 use keyward_store::{
-    Actor, Change, ClientSecretInfo, CredentialRef, KeyScope, KeyUsage, NewApiKey, NewClientSecret, NewServiceAccount,
-    NewToken, NewTokens, Principal, PrincipalKind, PurgeRules, Purged, RefreshOutcome, ServiceAccount, Store,
-    StoreError,
+    Actor, Change, ClientSecretInfo, CredentialRef, HashKind, KeyScope, KeyUsage, NewApiKey, NewClientSecret,
+    NewServiceAccount, NewToken, NewTokens, Principal, PrincipalKind, PurgeRules, Purged, RefreshOutcome,
+    ServiceAccount, Store, StoreError,
 };
 
 /// Runs one async case against both backends.
@@ -405,7 +405,7 @@ async fn service_account_with_a_secret(store: &Store) {
     let client = store.client_by_id(&account.client_id).await.unwrap().expect("found by client id");
     assert_eq!(client.account, account);
     assert_eq!((&client.org_slug, client.org_plan), (&org.slug, Plan::Pro));
-    assert_eq!(client.secret_hashes, vec![(plain.hash().to_hex(), "sha256".to_owned(), None)]);
+    assert_eq!(client.secret_hashes, vec![(plain.hash().to_hex(), HashKind::Sha256, None)]);
     assert!(store.client_by_id("nobody").await.unwrap().is_none());
     // A client id no column can hold (PostgreSQL's text has no NUL) names nothing.
     assert!(store.client_by_id("a\0b").await.unwrap().is_none());
@@ -497,7 +497,7 @@ async fn imported_bcrypt_client_secret_upgrades_once(store: &Store) {
 
     let client = store.client_by_id("legacy").await.unwrap().expect("found by the imported client id");
     assert_eq!(client.account.id, account.id);
-    assert_eq!(client.secret_hashes, vec![(bcrypt.as_str().to_owned(), "bcrypt".to_owned(), None)]);
+    assert_eq!(client.secret_hashes, vec![(bcrypt.as_str().to_owned(), HashKind::Bcrypt, None)]);
     assert!(store.client_by_id(account.id.as_str()).await.unwrap().is_none(), "the client id is the imported one");
     let fast = SecretHash::of(plain);
     assert!(
@@ -508,7 +508,7 @@ async fn imported_bcrypt_client_secret_upgrades_once(store: &Store) {
     assert!(store.upgrade_client_secret(&account.id, bcrypt.as_str(), &fast).await.unwrap());
     assert!(!store.upgrade_client_secret(&account.id, bcrypt.as_str(), &fast).await.unwrap(), "only once");
     let client = store.client_by_id("legacy").await.unwrap().unwrap();
-    assert_eq!(client.secret_hashes, vec![(fast.to_hex(), "sha256".to_owned(), None)]);
+    assert_eq!(client.secret_hashes, vec![(fast.to_hex(), HashKind::Sha256, None)]);
     let found =
         store.client_secret_grant(&account.client_id, &fast).await.unwrap().expect("found by its fast hash now");
     assert_eq!(
@@ -632,10 +632,8 @@ async fn rotating_a_client_secret(store: &Store) {
     assert_eq!(new_info.expires_at, None);
     let mut hashes = store.client_by_id(&account.client_id).await.unwrap().unwrap().secret_hashes;
     hashes.sort();
-    let mut want = vec![
-        (old.hash().to_hex(), "sha256".to_owned(), Some(until)),
-        (fresh.hash().to_hex(), "sha256".to_owned(), None),
-    ];
+    let mut want =
+        vec![(old.hash().to_hex(), HashKind::Sha256, Some(until)), (fresh.hash().to_hex(), HashKind::Sha256, None)];
     want.sort();
     assert_eq!(hashes, want);
     let changes = changes_since(store, before).await;
@@ -658,7 +656,7 @@ async fn rotating_a_client_secret(store: &Store) {
     assert!(store.client_secret_grant(&account.client_id, &newest.hash()).await.unwrap().is_some());
     assert_eq!(
         store.client_by_id(&account.client_id).await.unwrap().unwrap().secret_hashes,
-        vec![(newest.hash().to_hex(), "sha256".to_owned(), None)]
+        vec![(newest.hash().to_hex(), HashKind::Sha256, None)]
     );
 }
 

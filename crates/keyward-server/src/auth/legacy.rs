@@ -46,8 +46,12 @@ impl LegacyKeys {
         let Some(client) = self.store.client_by_id(client_id).await.map_err(Rejection::Unavailable)? else {
             return Err(Rejection::Unknown);
         };
-        let candidates =
-            client.secret_hashes.into_iter().filter(|(_, kind, _)| kind == "bcrypt").map(|(hash, _, _)| hash).collect();
+        let candidates = client
+            .secret_hashes
+            .into_iter()
+            .filter(|(_, kind, _)| *kind == keyward_store::HashKind::Bcrypt)
+            .map(|(hash, _, _)| hash)
+            .collect();
         let Some(bcrypt) = self.matching(candidates, secret).await? else { return Err(Rejection::Unknown) };
         let fast = SecretHash::of(secret);
         let account = &client.account.id;
