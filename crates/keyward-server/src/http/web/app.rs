@@ -7,13 +7,14 @@
 //! (or never joined) falls back to their first one.
 
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use cookie::SameSite;
 use keyward_core::permission::{Permission, PermissionSet};
 use keyward_store::{Org, Principal, User};
 
-use super::{check_csrf, cookie_value, csrf_token, local_path, read_form, redirect, set_cookie, signed_in, WebError};
+use super::{cookie_value, csrf_token, local_path, redirect, set_cookie, signed_in, CsrfForm, WebError};
 use crate::state::AppState;
 
 /// What makes someone an organization admin: every admin page needs it, and the
@@ -92,8 +93,8 @@ impl Person {
 
 /// The signed-in person with their current organization, or a redirect to `/login`
 /// that comes back to `back`.
-pub async fn person(state: &AppState, headers: &HeaderMap, back: &str) -> Result<Result<Person, Response>, WebError> {
-    let Some(user) = signed_in(state, headers).await? else { return Ok(Err(super::to_login(back))) };
+pub async fn person(state: &AppState, headers: &HeaderMap, back: &str) -> Result<Person, WebError> {
+    let Some(user) = signed_in(state, headers).await? else { return Err(WebError::SignIn(back.to_owned())) };
     let memberships = state.store.orgs_of_user(&user.id).await?;
     let wanted = cookie_value(headers, ORG_COOKIE);
     let current = memberships
@@ -106,7 +107,7 @@ pub async fn person(state: &AppState, headers: &HeaderMap, back: &str) -> Result
     let (csrf, set) = csrf_token(state, headers);
     let orgs = memberships.iter().map(|(o, _)| o.slug.to_string()).collect();
     let (org, role) = memberships.into_iter().nth(current).expect("the position is in range");
-    Ok(Ok(Person {
+    Ok(Person {
         holds: state.settings.roles.permissions_of(&role),
         user,
         org,
@@ -114,7 +115,7 @@ pub async fn person(state: &AppState, headers: &HeaderMap, back: &str) -> Result
         csrf,
         cookies: set.into_iter().collect(),
         orgs,
-    }))
+    })
 }
 
 /// The path and query of a request, to come back to after signing in.
@@ -123,14 +124,12 @@ pub fn back_of(req: &Request) -> String {
 }
 
 /// `POST /settings/org`: switches the current organization (form: `csrf`, `org`, `next`).
-pub async fn switch_org(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body).await?;
-    check_csrf(&state, &parts.headers, &form)?;
-    let person = match person(&state, &parts.headers, "/settings/api-keys").await? {
-        Ok(p) => p,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn switch_org(
+    State(state): State<AppState>,
+    parts: Parts,
+    CsrfForm(form): CsrfForm,
+) -> Result<Response, WebError> {
+    let person = person(&state, &parts.headers, "/settings/api-keys").await?;
     let slug = form.get("org").unwrap_or_default();
     if !person.orgs.iter().any(|o| o == slug) {
         return Err(WebError::Forbidden("you are not a member of that organization"));

@@ -9,12 +9,13 @@
 
 use askama::Template;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use keyward_core::device::UserCode;
 use keyward_store::{DeviceAuthorization, User};
 
-use super::{check_csrf, client_address, csrf_token, html, query_param, read_form, signed_in, MessagePage, WebError};
+use super::{client_address, csrf_token, html, query_param, signed_in, CsrfForm, MessagePage, WebError};
 use crate::state::AppState;
 
 const NOT_VALID: &str = "that code is not valid; check it and try again";
@@ -108,20 +109,14 @@ impl Visit<'_> {
 }
 
 /// The signed-in person, or a redirect to `/login` that comes back here.
-async fn person(state: &AppState, headers: &HeaderMap, back: &str) -> Result<Result<User, Response>, WebError> {
-    match signed_in(state, headers).await? {
-        Some(user) => Ok(Ok(user)),
-        None => Ok(Err(super::to_login(back))),
-    }
+async fn person(state: &AppState, headers: &HeaderMap, back: &str) -> Result<User, WebError> {
+    signed_in(state, headers).await?.ok_or_else(|| WebError::SignIn(back.to_owned()))
 }
 
 /// `GET /device[?user_code=…]`.
 pub async fn page(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
     let back = req.uri().path_and_query().map_or("/device".to_owned(), |p| p.as_str().to_owned());
-    let user = match person(&state, req.headers(), &back).await? {
-        Ok(u) => u,
-        Err(to_login) => return Ok(to_login),
-    };
+    let user = person(&state, req.headers(), &back).await?;
     let (csrf, set) = csrf_token(&state, req.headers());
     let cookies: Vec<String> = set.into_iter().collect();
     let visit = Visit { state: &state, user: &user, csrf: &csrf, keys: limit_keys(&user, req.extensions()) };
@@ -150,14 +145,12 @@ pub async fn page(State(state): State<AppState>, req: Request) -> Result<Respons
 }
 
 /// `POST /device`: a typed code (no `decision`), or the approval or denial.
-pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body).await?;
-    check_csrf(&state, &parts.headers, &form)?;
-    let user = match person(&state, &parts.headers, "/device").await? {
-        Ok(u) => u,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn submit(
+    State(state): State<AppState>,
+    parts: Parts,
+    CsrfForm(form): CsrfForm,
+) -> Result<Response, WebError> {
+    let user = person(&state, &parts.headers, "/device").await?;
     let (csrf, _) = csrf_token(&state, &parts.headers);
     let visit = Visit { state: &state, user: &user, csrf: &csrf, keys: limit_keys(&user, &parts.extensions) };
     let typed = form.get("user_code").unwrap_or_default();

@@ -9,6 +9,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -17,7 +18,7 @@ use keyward_core::permission::PermissionSet;
 use keyward_store::{ApiKey, AuditFilter, KeyScope, StoreError};
 
 use super::app::{back_of, person, Nav, Person};
-use super::{check_csrf, html, read_form, read_form_with_lists, redirect, WebError};
+use super::{check_csrf, html, read_form_with_lists, redirect, CsrfForm, WebError};
 use crate::keys::{self, Creator, KeyRequest, KeyRuleError};
 use crate::state::AppState;
 
@@ -199,15 +200,6 @@ fn held_permissions(state: &AppState, p: &Person) -> Vec<String> {
     state.settings.roles.catalogue().iter().filter(|c| p.holds.allows(c)).map(|c| c.to_string()).collect()
 }
 
-macro_rules! signed_in_or_return {
-    ($state:expr, $headers:expr, $back:expr) => {
-        match person($state, $headers, $back).await? {
-            Ok(p) => p,
-            Err(to_login) => return Ok(to_login),
-        }
-    };
-}
-
 async fn list_page(
     state: &AppState,
     p: &Person,
@@ -230,7 +222,7 @@ async fn list_page(
 
 /// `GET /settings/api-keys`.
 pub async fn list(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let p = signed_in_or_return!(&state, req.headers(), &back_of(&req));
+    let p = person(&state, req.headers(), &back_of(&req)).await?;
     let notice = match super::query_param(req.uri(), "done").as_deref() {
         Some("revoked") => Some("The key was revoked. It no longer works anywhere."),
         _ => None,
@@ -261,7 +253,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
     let (parts, body) = req.into_parts();
     let form = read_form_with_lists(&parts.headers, body, &["permission"]).await?;
     check_csrf(&state, &parts.headers, &form)?;
-    let p = signed_in_or_return!(&state, &parts.headers, "/settings/api-keys");
+    let p = person(&state, &parts.headers, "/settings/api-keys").await?;
     p.require("api_keys:write")?;
     let now = Utc::now();
     let expires_at = match expiry(form.get("expires"), form.get("expires_on"), now) {
@@ -304,7 +296,7 @@ async fn own_key(state: &AppState, p: &Person, id: &str) -> Result<ApiKey, WebEr
 
 /// `GET /settings/api-keys/{id}`: the key, its requests per day, its recent events.
 pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
-    let p = signed_in_or_return!(&state, req.headers(), &back_of(&req));
+    let p = person(&state, req.headers(), &back_of(&req)).await?;
     p.require("api_keys:read")?;
     let key = own_key(&state, &p, &id).await?;
     let now = Utc::now();
@@ -344,7 +336,7 @@ pub async fn confirm_revoke(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let p = signed_in_or_return!(&state, req.headers(), &back_of(&req));
+    let p = person(&state, req.headers(), &back_of(&req)).await?;
     p.require("api_keys:write")?;
     let key = own_key(&state, &p, &id).await?;
     let text = format!(
@@ -365,11 +357,13 @@ pub async fn confirm_revoke(
 }
 
 /// `POST /settings/api-keys/{id}/revoke` (form: `csrf`, `confirm=yes`).
-pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
-    let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body).await?;
-    check_csrf(&state, &parts.headers, &form)?;
-    let p = signed_in_or_return!(&state, &parts.headers, "/settings/api-keys");
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    CsrfForm(form): CsrfForm,
+) -> Result<Response, WebError> {
+    let p = person(&state, &parts.headers, "/settings/api-keys").await?;
     p.require("api_keys:write")?;
     if form.get("confirm") != Some("yes") {
         return Err(WebError::BadRequest("confirm the revocation on the confirmation page"));
@@ -383,11 +377,13 @@ pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>, req: 
 }
 
 /// `POST /settings/api-keys/{id}/roll`: a new secret, shown once; the old one stops now.
-pub async fn roll(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
-    let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body).await?;
-    check_csrf(&state, &parts.headers, &form)?;
-    let p = signed_in_or_return!(&state, &parts.headers, "/settings/api-keys");
+pub async fn roll(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    _: CsrfForm,
+) -> Result<Response, WebError> {
+    let p = person(&state, &parts.headers, "/settings/api-keys").await?;
     p.require("api_keys:write")?;
     let key = own_key(&state, &p, &id).await?;
     let (key, secret) = match keys::roll(&state.deployment(), Some(&own_scope(&p)), &key.id, 0, &p.actor()).await {

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use askama::Template;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -24,7 +25,7 @@ use keyward_core::password;
 use keyward_core::secret::{SecretHash, SecretKind};
 use keyward_store::StoreError;
 
-use super::{check_csrf, csrf_token, html, local_path, read_form, redirect, signed_in, MessagePage, WebError};
+use super::{csrf_token, html, local_path, redirect, signed_in, CsrfForm, MessagePage, WebError};
 use crate::ratelimit::passwords::Busy;
 use crate::ratelimit::signin::{Refused, SignInLimit};
 use crate::state::AppState;
@@ -82,10 +83,11 @@ pub async fn form(State(state): State<AppState>, req: Request) -> Result<Respons
 }
 
 /// `POST /login`.
-pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body).await?;
-    check_csrf(&state, &parts.headers, &form)?;
+pub async fn submit(
+    State(state): State<AppState>,
+    parts: Parts,
+    CsrfForm(form): CsrfForm,
+) -> Result<Response, WebError> {
     let (csrf, _) = csrf_token(&state, &parts.headers);
     let next = local_path(form.get("next"));
     let typed = form.get("email").unwrap_or_default();
@@ -156,10 +158,7 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Respo
 }
 
 /// `POST /logout`: ends the session.
-pub async fn logout(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body).await?;
-    check_csrf(&state, &parts.headers, &form)?;
+pub async fn logout(State(state): State<AppState>, parts: Parts, _: CsrfForm) -> Result<Response, WebError> {
     if let Some(value) = super::cookie_value(&parts.headers, super::SESSION_COOKIE) {
         state.store.delete_web_session(&SecretHash::of(&value)).await?;
     }

@@ -73,6 +73,8 @@ pub async fn stylesheet() -> Response {
 /// Why a page could not do what was asked; rendered as a page with the status.
 #[derive(Debug)]
 pub enum WebError {
+    /// Nobody is signed in: `303` to `/login`, coming back to this path afterwards.
+    SignIn(String),
     /// 400: the form cannot be read.
     BadRequest(&'static str),
     /// 403: no or wrong CSRF token, or not allowed.
@@ -120,6 +122,7 @@ pub struct MessagePage<'a> {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, heading, text) = match &self {
+            WebError::SignIn(back) => return to_login(back),
             WebError::BadRequest(t) => (StatusCode::BAD_REQUEST, "Bad request", *t),
             WebError::Forbidden(t) => (StatusCode::FORBIDDEN, "Forbidden", *t),
             WebError::NotFound => (StatusCode::NOT_FOUND, "Not found", "there is nothing here, or it is not yours"),
@@ -268,6 +271,23 @@ pub fn check_csrf(state: &AppState, headers: &HeaderMap, form: &Params) -> Resul
         Ok(())
     } else {
         Err(WebError::Forbidden("the form has expired or did not come from this site; reload the page and try again"))
+    }
+}
+
+/// A form posted from one of keyward's pages, read ([`read_form`]) and its CSRF token
+/// checked ([`check_csrf`]) before the handler runs: a handler that takes it cannot forget
+/// either. The body is the last thing extracted, so a handler's other extractors (path,
+/// request parts) come first.
+pub struct CsrfForm(pub Params);
+
+impl axum::extract::FromRequest<AppState> for CsrfForm {
+    type Rejection = WebError;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, WebError> {
+        let (parts, body) = req.into_parts();
+        let form = read_form(&parts.headers, body).await?;
+        check_csrf(state, &parts.headers, &form)?;
+        Ok(CsrfForm(form))
     }
 }
 

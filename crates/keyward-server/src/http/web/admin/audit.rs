@@ -14,7 +14,6 @@ use keyward_store::{AuditAction, AuditEvent, AuditFilter};
 use super::super::app::{back_of, Nav};
 use super::super::keys::When;
 use super::super::{html, query_param, WebError};
-use super::admin_or_return;
 use crate::state::AppState;
 
 /// The page's own permission, on top of [`super::ADMIN`].
@@ -105,7 +104,7 @@ fn filter_value(value: Option<String>) -> Result<String, WebError> {
 
 /// `GET /admin/audit?action=…&actor=…&before=evt_…`.
 pub async fn list(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let p = admin_or_return!(&state, req.headers(), &back_of(&req), PAGE);
+    let p = super::admin(&state, req.headers(), &back_of(&req), PAGE).await?;
     let action = filter_value(query_param(req.uri(), "action"))?;
     let actor = filter_value(query_param(req.uri(), "actor"))?;
     let before = match query_param(req.uri(), "before").filter(|b| !b.is_empty()) {

@@ -13,6 +13,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
@@ -20,8 +21,8 @@ use keyward_store::{Member, PrincipalKind};
 
 use super::super::app::{back_of, Nav, Person};
 use super::super::keys::{ConfirmPage, When};
-use super::super::{check_csrf, html, query_param, read_form, redirect, WebError};
-use super::{admin_or_return, givable_roles, member_refusal};
+use super::super::{html, query_param, redirect, CsrfForm, WebError};
+use super::{givable_roles, member_refusal};
 use crate::members::{self, MemberRuleError};
 use crate::state::AppState;
 
@@ -92,7 +93,7 @@ async fn members_page(
 
 /// `GET /admin/members`.
 pub async fn list(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let p = admin_or_return!(&state, req.headers(), &back_of(&req), PAGE);
+    let p = super::admin(&state, req.headers(), &back_of(&req), PAGE).await?;
     let notice = match query_param(req.uri(), "done").as_deref() {
         Some("role") => Some("The role was changed. It applies to every key and token of the member from now on."),
         Some("removed") => Some("The member was removed. Their keys and tokens in this organization no longer work."),
@@ -114,12 +115,10 @@ fn is_you(p: &Person, m: &Member) -> bool {
 pub async fn set_role(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    req: Request,
+    parts: Parts,
+    CsrfForm(form): CsrfForm,
 ) -> Result<Response, WebError> {
-    let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body).await?;
-    check_csrf(&state, &parts.headers, &form)?;
-    let p = admin_or_return!(&state, &parts.headers, "/admin/members", PAGE);
+    let p = super::admin(&state, &parts.headers, "/admin/members", PAGE).await?;
     let member = member_of_org(&state, &p, &id).await?;
     if is_you(&p, &member) {
         return Err(WebError::BadRequest("you cannot change your own role; ask another admin of this organization"));
@@ -167,7 +166,7 @@ pub async fn confirm_remove(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let p = admin_or_return!(&state, req.headers(), &back_of(&req), PAGE);
+    let p = super::admin(&state, req.headers(), &back_of(&req), PAGE).await?;
     let member = member_of_org(&state, &p, &id).await?;
     check_removable(&state, &p, &member)?;
     let text = format!(
@@ -188,11 +187,13 @@ pub async fn confirm_remove(
 }
 
 /// `POST /admin/members/{id}/remove` (form: `csrf`, `confirm=yes`).
-pub async fn remove(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
-    let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body).await?;
-    check_csrf(&state, &parts.headers, &form)?;
-    let p = admin_or_return!(&state, &parts.headers, "/admin/members", PAGE);
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    CsrfForm(form): CsrfForm,
+) -> Result<Response, WebError> {
+    let p = super::admin(&state, &parts.headers, "/admin/members", PAGE).await?;
     if form.get("confirm") != Some("yes") {
         return Err(WebError::BadRequest("confirm the removal on the confirmation page"));
     }

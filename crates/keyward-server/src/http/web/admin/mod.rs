@@ -25,7 +25,6 @@ pub mod members;
 pub mod service_accounts;
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use keyward_core::permission::Roles;
 
 pub use super::app::ADMIN;
@@ -34,19 +33,11 @@ use super::WebError;
 use crate::state::AppState;
 
 /// The signed-in person if they may use an admin page needing `page` (and [`ADMIN`]);
-/// `Ok(Err(redirect))` to `/login` for nobody signed in; `403` otherwise.
-pub async fn admin(
-    state: &AppState,
-    headers: &HeaderMap,
-    back: &str,
-    page: &str,
-) -> Result<Result<Person, Response>, WebError> {
-    let p = match person(state, headers, back).await? {
-        Ok(p) => p,
-        Err(to_login) => return Ok(Err(to_login)),
-    };
+/// [`WebError::SignIn`] for nobody signed in; `403` otherwise.
+pub async fn admin(state: &AppState, headers: &HeaderMap, back: &str, page: &str) -> Result<Person, WebError> {
+    let p = person(state, headers, back).await?;
     require_admin(&p, page)?;
-    Ok(Ok(p))
+    Ok(p)
 }
 
 /// `403` unless the person holds [`ADMIN`] and `page`.
@@ -61,17 +52,6 @@ pub fn require_admin(p: &Person, page: &str) -> Result<(), WebError> {
 pub fn givable_roles(roles: &Roles, p: &Person) -> Vec<String> {
     crate::members::givable_roles(roles, p.acting())
 }
-
-/// `admin(…)` or return its redirect to `/login`.
-macro_rules! admin_or_return {
-    ($state:expr, $headers:expr, $back:expr, $page:expr) => {
-        match super::admin($state, $headers, $back, $page).await? {
-            Ok(p) => p,
-            Err(to_login) => return Ok(to_login),
-        }
-    };
-}
-pub(crate) use admin_or_return;
 
 /// The status and message of a refused membership change ([`crate::members`]): `403` not
 /// allowed, `409` the last owner, `422` an unknown role; a store failure stays an error.

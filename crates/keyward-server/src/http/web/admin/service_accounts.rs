@@ -14,6 +14,7 @@
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{Duration, Utc};
@@ -22,8 +23,8 @@ use keyward_store::{ServiceAccount, StoreError};
 
 use super::super::app::{back_of, Nav, Person};
 use super::super::keys::{ConfirmPage, When};
-use super::super::{check_csrf, html, query_param, read_form, redirect, WebError};
-use super::{admin_or_return, givable_roles, member_refusal};
+use super::super::{check_csrf, html, query_param, read_form, redirect, CsrfForm, WebError};
+use super::{givable_roles, member_refusal};
 use crate::http::oauth::params::Params;
 use crate::members::{self, MemberRuleError};
 use crate::service_accounts::{self as rules, AccountRequest, AccountRuleError, OrgRef, DEFAULT_ROLE};
@@ -144,7 +145,7 @@ async fn accounts_page(state: &AppState, p: &Person, form: Form<'_>) -> Result<R
 
 /// `GET /admin/service-accounts`.
 pub async fn list(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let p = admin_or_return!(&state, req.headers(), &back_of(&req), PAGE);
+    let p = super::admin(&state, req.headers(), &back_of(&req), PAGE).await?;
     let notice = match query_param(req.uri(), "done").as_deref() {
         Some("deleted") => Some("The service account was deleted. Its secrets, keys and tokens no longer work."),
         _ => None,
@@ -235,7 +236,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
         read_form(&parts.headers, body).await?
     };
     check_csrf(&state, &parts.headers, &form)?;
-    let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
+    let p = super::admin(&state, &parts.headers, "/admin/service-accounts", PAGE).await?;
     let name = form.get("name").unwrap_or_default();
     let made = match account_request(&form) {
         Ok(account) => rules::create(&state.deployment(), OrgRef::from(&p.org), p.acting(), &account, &p.actor())
@@ -286,11 +287,13 @@ fn grace_seconds(value: Option<&str>) -> Result<i64, WebError> {
 
 /// `POST /admin/service-accounts/{id}/rotate` (form: `csrf`, `grace_seconds`): a new
 /// client secret, shown once; the old ones keep working for the grace period.
-pub async fn rotate(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
-    let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body).await?;
-    check_csrf(&state, &parts.headers, &form)?;
-    let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
+pub async fn rotate(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    CsrfForm(form): CsrfForm,
+) -> Result<Response, WebError> {
+    let p = super::admin(&state, &parts.headers, "/admin/service-accounts", PAGE).await?;
     let account = own_account(&state, &p, &id).await?;
     let grace = grace_seconds(form.get("grace_seconds"))?;
     let (account, secret) = match rules::rotate(&state.deployment(), &p.org.id, &account.id, grace, &p.actor()).await {
@@ -320,7 +323,7 @@ pub async fn confirm_delete(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let p = admin_or_return!(&state, req.headers(), &back_of(&req), PAGE);
+    let p = super::admin(&state, req.headers(), &back_of(&req), PAGE).await?;
     let account = own_account(&state, &p, &id).await?;
     let text = format!(
         "Deleting {} is immediate and cannot be undone: its client secrets, public keys, API keys and tokens stop working at once, everywhere.",
@@ -339,11 +342,13 @@ pub async fn confirm_delete(
 }
 
 /// `POST /admin/service-accounts/{id}/delete` (form: `csrf`, `confirm=yes`).
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
-    let (parts, body) = req.into_parts();
-    let form = read_form(&parts.headers, body).await?;
-    check_csrf(&state, &parts.headers, &form)?;
-    let p = admin_or_return!(&state, &parts.headers, "/admin/service-accounts", PAGE);
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    CsrfForm(form): CsrfForm,
+) -> Result<Response, WebError> {
+    let p = super::admin(&state, &parts.headers, "/admin/service-accounts", PAGE).await?;
     if form.get("confirm") != Some("yes") {
         return Err(WebError::BadRequest("confirm the deletion on the confirmation page"));
     }
