@@ -6,7 +6,7 @@
 //! memberships on each request, so a cookie naming an organization the person has left
 //! (or never joined) falls back to their first one.
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -118,9 +118,19 @@ pub async fn person(state: &AppState, headers: &HeaderMap, back: &str) -> Result
     })
 }
 
-/// The path and query of a request, to come back to after signing in.
-pub fn back_of(req: &Request) -> String {
-    req.uri().path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned())
+/// The signed-in person in their current organization, for a page shown by `GET`;
+/// nobody signed in: [`WebError::SignIn`], back to this page afterwards. (A form's
+/// `POST` handler calls [`person`] with the page to come back to instead: after signing
+/// in, the browser can only `GET`.)
+pub struct SignedIn(pub Person);
+
+impl axum::extract::FromRequestParts<AppState> for SignedIn {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, WebError> {
+        let back = parts.uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned());
+        Ok(SignedIn(person(state, &parts.headers, &back).await?))
+    }
 }
 
 /// `POST /settings/org`: switches the current organization (form: `csrf`, `org`, `next`).

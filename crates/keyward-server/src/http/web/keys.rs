@@ -17,7 +17,7 @@ use keyward_core::ids::KeyId;
 use keyward_core::permission::PermissionSet;
 use keyward_store::{ApiKey, AuditFilter, KeyScope, StoreError};
 
-use super::app::{back_of, person, Nav, Person};
+use super::app::{person, Nav, Person, SignedIn};
 use super::{check_csrf, html, read_form_with_lists, redirect, CsrfForm, WebError};
 use crate::keys::{self, Creator, KeyRequest, KeyRuleError};
 use crate::state::AppState;
@@ -221,8 +221,7 @@ async fn list_page(
 }
 
 /// `GET /settings/api-keys`.
-pub async fn list(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let p = person(&state, req.headers(), &back_of(&req)).await?;
+pub async fn list(State(state): State<AppState>, SignedIn(p): SignedIn, req: Request) -> Result<Response, WebError> {
     let notice = match super::query_param(req.uri(), "done").as_deref() {
         Some("revoked") => Some("The key was revoked. It no longer works anywhere."),
         _ => None,
@@ -295,8 +294,11 @@ async fn own_key(state: &AppState, p: &Person, id: &str) -> Result<ApiKey, WebEr
 }
 
 /// `GET /settings/api-keys/{id}`: the key, its requests per day, its recent events.
-pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, WebError> {
-    let p = person(&state, req.headers(), &back_of(&req)).await?;
+pub async fn detail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    SignedIn(p): SignedIn,
+) -> Result<Response, WebError> {
     p.require("api_keys:read")?;
     let key = own_key(&state, &p, &id).await?;
     let now = Utc::now();
@@ -334,9 +336,8 @@ pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, req: 
 pub async fn confirm_revoke(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    req: Request,
+    SignedIn(p): SignedIn,
 ) -> Result<Response, WebError> {
-    let p = person(&state, req.headers(), &back_of(&req)).await?;
     p.require("api_keys:write")?;
     let key = own_key(&state, &p, &id).await?;
     let text = format!(

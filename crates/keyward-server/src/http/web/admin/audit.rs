@@ -11,7 +11,7 @@ use chrono::Utc;
 use keyward_core::ids::EventId;
 use keyward_store::{AuditAction, AuditEvent, AuditFilter};
 
-use super::super::app::{back_of, Nav};
+use super::super::app::{Nav, SignedIn};
 use super::super::keys::When;
 use super::super::{html, query_param, WebError};
 use crate::state::AppState;
@@ -103,8 +103,8 @@ fn filter_value(value: Option<String>) -> Result<String, WebError> {
 }
 
 /// `GET /admin/audit?action=…&actor=…&before=evt_…`.
-pub async fn list(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let p = super::admin(&state, req.headers(), &back_of(&req), PAGE).await?;
+pub async fn list(State(state): State<AppState>, SignedIn(p): SignedIn, req: Request) -> Result<Response, WebError> {
+    super::require_admin(&p, PAGE)?;
     let action = filter_value(query_param(req.uri(), "action"))?;
     let actor = filter_value(query_param(req.uri(), "actor"))?;
     let before = match query_param(req.uri(), "before").filter(|b| !b.is_empty()) {

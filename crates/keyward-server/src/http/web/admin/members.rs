@@ -19,7 +19,7 @@ use axum::response::Response;
 use chrono::Utc;
 use keyward_store::{Member, PrincipalKind};
 
-use super::super::app::{back_of, Nav, Person};
+use super::super::app::{Nav, Person, SignedIn};
 use super::super::keys::{ConfirmPage, When};
 use super::super::{html, query_param, redirect, CsrfForm, WebError};
 use super::{givable_roles, member_refusal};
@@ -92,8 +92,8 @@ async fn members_page(
 }
 
 /// `GET /admin/members`.
-pub async fn list(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let p = super::admin(&state, req.headers(), &back_of(&req), PAGE).await?;
+pub async fn list(State(state): State<AppState>, SignedIn(p): SignedIn, req: Request) -> Result<Response, WebError> {
+    super::require_admin(&p, PAGE)?;
     let notice = match query_param(req.uri(), "done").as_deref() {
         Some("role") => Some("The role was changed. It applies to every key and token of the member from now on."),
         Some("removed") => Some("The member was removed. Their keys and tokens in this organization no longer work."),
@@ -164,9 +164,9 @@ fn check_removable(state: &AppState, p: &Person, member: &Member) -> Result<(), 
 pub async fn confirm_remove(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    req: Request,
+    SignedIn(p): SignedIn,
 ) -> Result<Response, WebError> {
-    let p = super::admin(&state, req.headers(), &back_of(&req), PAGE).await?;
+    super::require_admin(&p, PAGE)?;
     let member = member_of_org(&state, &p, &id).await?;
     check_removable(&state, &p, &member)?;
     let text = format!(

@@ -21,7 +21,7 @@ use chrono::{Duration, Utc};
 use keyward_core::ids::ServiceAccountId;
 use keyward_store::{ServiceAccount, StoreError};
 
-use super::super::app::{back_of, Nav, Person};
+use super::super::app::{Nav, Person, SignedIn};
 use super::super::keys::{ConfirmPage, When};
 use super::super::{check_csrf, html, query_param, read_form, redirect, CsrfForm, WebError};
 use super::{givable_roles, member_refusal};
@@ -144,8 +144,8 @@ async fn accounts_page(state: &AppState, p: &Person, form: Form<'_>) -> Result<R
 }
 
 /// `GET /admin/service-accounts`.
-pub async fn list(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
-    let p = super::admin(&state, req.headers(), &back_of(&req), PAGE).await?;
+pub async fn list(State(state): State<AppState>, SignedIn(p): SignedIn, req: Request) -> Result<Response, WebError> {
+    super::require_admin(&p, PAGE)?;
     let notice = match query_param(req.uri(), "done").as_deref() {
         Some("deleted") => Some("The service account was deleted. Its secrets, keys and tokens no longer work."),
         _ => None,
@@ -321,9 +321,9 @@ pub async fn rotate(
 pub async fn confirm_delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    req: Request,
+    SignedIn(p): SignedIn,
 ) -> Result<Response, WebError> {
-    let p = super::admin(&state, req.headers(), &back_of(&req), PAGE).await?;
+    super::require_admin(&p, PAGE)?;
     let account = own_account(&state, &p, &id).await?;
     let text = format!(
         "Deleting {} is immediate and cannot be undone: its client secrets, public keys, API keys and tokens stop working at once, everywhere.",
