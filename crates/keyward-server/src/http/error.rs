@@ -182,7 +182,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
             e @ StoreError::Concurrent(_) => ApiError::Conflict(e.to_string()),
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => ApiError::Unavailable,
+            e if e.is_unavailable() => ApiError::Unavailable,
             other => ApiError::Internal(other.into()),
         }
     }

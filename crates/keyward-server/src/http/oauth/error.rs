@@ -141,7 +141,7 @@ impl IntoResponse for OAuthError {
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => OAuthError::unavailable(),
+            e if e.is_unavailable() => OAuthError::unavailable(),
             other => OAuthError::internal(other),
         }
     }

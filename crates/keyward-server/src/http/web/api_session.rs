@@ -16,7 +16,7 @@ use keyward_core::credential::Via;
 use keyward_core::secret::{DisplayPrefix, SecretHash};
 use keyward_store::{CredentialGrant, CredentialRef, Principal};
 
-use super::app::ORG_COOKIE;
+use super::app::memberships;
 use super::{cookie_value, csrf_ok, signed_in, WebError, SESSION_COOKIE};
 use crate::auth::{Grant, Identity};
 use crate::http::error::ApiError;
@@ -49,10 +49,8 @@ pub async fn identity(state: &AppState, parts: &Parts) -> Result<Option<Identity
             )));
         }
     }
-    let memberships = state.store.orgs_of_user(&user.id).await.map_err(ApiError::from)?;
-    let wanted = cookie_value(&parts.headers, ORG_COOKIE);
-    let chosen = memberships.iter().find(|(o, _)| wanted.as_deref() == Some(o.slug.as_str())).or(memberships.first());
-    let Some((org, role)) = chosen.cloned() else { return Ok(None) };
+    let (memberships, current) = memberships(state, &parts.headers, &user.id).await?;
+    let Some((org, role)) = current.and_then(|i| memberships.into_iter().nth(i)) else { return Ok(None) };
     let session = cookie_value(&parts.headers, SESSION_COOKIE).unwrap_or_default();
     let found = CredentialGrant {
         credential: CredentialRef::Session { user: user.id.clone() },

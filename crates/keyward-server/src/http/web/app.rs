@@ -11,8 +11,9 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use cookie::SameSite;
+use keyward_core::ids::UserId;
 use keyward_core::permission::{Permission, PermissionSet};
-use keyward_store::{Org, Principal, User};
+use keyward_store::{Org, Principal, StoreError, User};
 
 use super::{cookie_value, csrf_token, local_path, redirect, set_cookie, signed_in, CsrfForm, WebError};
 use crate::state::AppState;
@@ -91,16 +92,28 @@ impl Person {
     }
 }
 
-/// The signed-in person with their current organization, or a redirect to `/login`
-/// that comes back to `back`.
-pub async fn person(state: &AppState, headers: &HeaderMap, back: &str) -> Result<Person, WebError> {
-    let Some(user) = signed_in(state, headers).await? else { return Err(WebError::SignIn(back.to_owned())) };
-    let memberships = state.store.orgs_of_user(&user.id).await?;
+/// A person's organizations with their role in each, and which one is current: the one
+/// the `keyward_org` cookie names if they belong to it, else their first (`None`: they
+/// belong to none). The pages and the session cookie on the API both decide it here.
+pub async fn memberships(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &UserId,
+) -> Result<(Vec<(Org, String)>, Option<usize>), StoreError> {
+    let memberships = state.store.orgs_of_user(user).await?;
     let wanted = cookie_value(headers, ORG_COOKIE);
     let current = memberships
         .iter()
         .position(|(o, _)| wanted.as_deref() == Some(o.slug.as_str()))
         .or(if memberships.is_empty() { None } else { Some(0) });
+    Ok((memberships, current))
+}
+
+/// The signed-in person with their current organization, or a redirect to `/login`
+/// that comes back to `back`.
+pub async fn person(state: &AppState, headers: &HeaderMap, back: &str) -> Result<Person, WebError> {
+    let Some(user) = signed_in(state, headers).await? else { return Err(WebError::SignIn(back.to_owned())) };
+    let (memberships, current) = memberships(state, headers, &user.id).await?;
     let Some(current) = current else {
         return Err(WebError::Forbidden("you are not a member of any organization yet"));
     };

@@ -96,9 +96,7 @@ pub enum WebError {
 impl From<keyward_store::StoreError> for WebError {
     fn from(e: keyward_store::StoreError) -> Self {
         match e {
-            keyward_store::StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
-                WebError::Unavailable
-            }
+            e if e.is_unavailable() => WebError::Unavailable,
             keyward_store::StoreError::Concurrent(_) => WebError::Conflict,
             other => WebError::Internal(other.to_string()),
         }
