@@ -26,30 +26,34 @@ const TIMEOUT: Duration = Duration::from_millis(250);
 /// Least time between two connection attempts while Redis is away.
 const RETRY: Duration = Duration::from_secs(1);
 
-const HIT: &str = r"
+/// The start of both counting scripts: increments `KEYS[1]` and, on its first use in a
+/// window, gives it the window (`ARGV[1]` ms) as expiry; leaves `n` and `ttl` set.
+macro_rules! count_in_window {
+    () => {
+        r"
 local n = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   ttl = tonumber(ARGV[1])
 end
-return {n, ttl}
-";
+"
+    };
+}
+
+/// Counts one event: `{count, ttl}`.
+const HIT: &str = concat!(count_in_window!(), "return {n, ttl}\n");
 
 /// Takes a slot unless `ARGV[2]` are taken: `{1, ttl}` taken, `{0, ttl}` refused.
-const TAKE: &str = r"
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-if n > tonumber(ARGV[2]) then
+const TAKE: &str = concat!(
+    count_in_window!(),
+    r"if n > tonumber(ARGV[2]) then
   redis.call('DECR', KEYS[1])
   return {0, ttl}
 end
 return {1, ttl}
-";
+"
+);
 
 /// Gives a slot back, never below zero and never to a window that has ended.
 const GIVE_BACK: &str = r"
